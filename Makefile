@@ -1,0 +1,45 @@
+# One command does everything, on a fresh Debian machine too: `make check`.
+# It creates .venv, installs the project (again only when pyproject.toml changes), makes sure
+# PostgreSQL, Redis and promtool are there (scripts/services.sh), then lints, type-checks and
+# runs the tests. CI runs exactly this (.ci/run).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stamp
+
+export DIALER_TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+export DIALER_TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: setup services lint typecheck test check
+
+check: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy dialer
+	$(PY) -m pytest -q
+
+setup: $(STAMP) services
+
+# Debian's python3 needs python3-venv for `-m venv`; install it if that is what failed.
+$(PY):
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV) && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv </dev/null && \
+		$(PYTHON) -m venv $(VENV); }
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+services:
+	scripts/services.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy dialer
+
+test: setup
+	$(PY) -m pytest -q

@@ -1,0 +1,100 @@
+"""The channel interface: what the engine asks of a voice carrier or a mail server.
+
+A channel never touches the database. It reports what happens to an attempt through the
+`CallEventSink` the engine gives it; reports may arrive late, out of order or twice, and the
+engine applies them idempotently (status only moves forward).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from dialer.domain.states import AttemptStatus
+
+
+class ChannelError(Exception):
+    """The carrier or mail server refused or failed; `retryable` says if a retry may help."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True, slots=True)
+class DialRequest:
+    attempt_id: str
+    idempotency_key: str
+    campaign_id: str
+    to: str  # E.164
+    caller_id: str
+    ring_timeout_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    """One status report from the carrier about one call."""
+
+    attempt_id: str
+    carrier_id: str
+    status: AttemptStatus
+    at: float  # epoch seconds, from the channel's clock
+    answered_by: str | None = None  # human / machine / unknown, once answered
+    duration_seconds: float | None = None  # connected talk time, with the final status
+    error: str | None = None
+
+
+CallEventSink = Callable[[CallEvent], Awaitable[None]]
+
+
+class VoiceChannel(Protocol):
+    name: str
+
+    def set_sink(self, sink: CallEventSink) -> None:
+        """Where the channel reports call events; set once by the engine before any dial."""
+
+    async def dial(self, request: DialRequest) -> str:
+        """Hand one call to the carrier; returns the carrier's call id.
+
+        Idempotent on `request.idempotency_key`: dialling the same key twice returns the same
+        call and places no second call.
+        """
+
+    async def cancel(self, carrier_id: str) -> bool:
+        """Cancel a call still queued at the carrier (never one that rings); True if it was."""
+
+    async def bridge(self, carrier_id: str, agent_id: str) -> None:
+        """Connect an answered call to an agent."""
+
+    async def hangup(self, carrier_id: str, *, message: str | None = None) -> None:
+        """End an answered call, optionally after playing `message` (abandon, machine)."""
+
+    async def lookup(self, idempotency_key: str) -> CallEvent | None:
+        """What the carrier knows of the call with this key (reconciliation after a crash)."""
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EmailMessage:
+    attempt_id: str
+    idempotency_key: str
+    campaign_id: str
+    to: str
+    sender: str
+    sender_name: str
+    subject: str
+    body: str
+    reply_to: str | None = None
+    unsubscribe_url: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class EmailChannel(Protocol):
+    name: str
+
+    async def send(self, message: EmailMessage) -> str:
+        """Send one message; returns its Message-ID. Raises ChannelError on failure."""
+
+    async def close(self) -> None: ...

@@ -1,0 +1,38 @@
+"""Settings, read once at the edge (CLI / app factory) and passed down (STYLE.md §6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DIALER_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./dialer.db"
+    bus_url: str = "memory://"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_base_url: str = "http://127.0.0.1:8080"
+
+    voice_provider: str = "simulated"
+    email_provider: str = "simulated"
+    sim_time_scale: float = 1.0
+    sim_answer_rate: float = 0.3
+    sim_seed: int | None = None
+    maildir: Path = Path("./maildir")
+
+    bootstrap_token: SecretStr | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_api_base: str | None = None
+    smtp_url: SecretStr | None = None
+
+    worker_id: str | None = None
+    tick_seconds: float = Field(default=0.2, gt=0)
+    lease_seconds: float = Field(default=60.0, gt=0)
+    abandon_redial_hours: float = Field(default=72.0, ge=0)
+    email_batch: int = Field(default=50, gt=0)
+    log_level: str = "INFO"

@@ -1,0 +1,42 @@
+"""What the engine's parts share: one object, built once by the engine."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from dialer.bus.base import Bus
+from dialer.channels.base import EmailChannel, VoiceChannel
+from dialer.clock import Clock
+from dialer.engine.fence import Fence
+from dialer.metrics.registry import Metrics
+from dialer.store.db import Database
+
+
+@dataclass(slots=True)
+class Tuning:
+    worker_id: str
+    lease_seconds: float = 60.0
+    abandon_redial_seconds: float = 72 * 3600.0
+    answer_grace_seconds: float = 2.0  # abandoned = answered and no agent within this
+    email_batch: int = 50
+    public_base_url: str = "http://127.0.0.1:8080"
+    secret: bytes = b""
+    abandon_message: str = "Sorry we missed you. We will call back later."
+
+
+@dataclass(slots=True)
+class Deps:
+    db: Database
+    bus: Bus
+    clock: Clock
+    voice: VoiceChannel
+    email: EmailChannel
+    metrics: Metrics
+    fence: Fence
+    tuning: Tuning
+
+    def unsubscribe_token(self, lead_id: int) -> str:
+        mac = hmac.new(self.tuning.secret, f"unsub:{lead_id}".encode(), hashlib.sha256)
+        return f"{lead_id}.{mac.hexdigest()[:32]}"

@@ -1,0 +1,356 @@
+"""Claim due leads of one campaign and hand their attempts to a channel.
+
+Order of writes (DESIGN.md §5): the claim leases leads and writes their attempt rows in one
+transaction; then, inside the fence section, the channel is called; then the carrier id is
+stored. A crash between the row and the carrier id leaves a `created` attempt whose lease
+expires; the reconciler asks the carrier about it before anything is dialled again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from string import Formatter
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialer.agents import pool
+from dialer.channels.base import ChannelError, DialRequest, EmailMessage
+from dialer.domain.campaign import CampaignSpec, Channel, ResumePolicy
+from dialer.domain.pacing import PacingInput, dials_to_place, email_batch
+from dialer.domain.states import AttemptStatus, LeadStatus
+from dialer.domain.timeline import missed_during_pause
+from dialer.domain.windows import campaign_open, next_allowed
+from dialer.engine.control import campaign_clock
+from dialer.engine.deps import Deps
+from dialer.engine.outcomes import Outcomes
+from dialer.engine.positions import advance, set_status
+from dialer.store import leads as lead_store
+from dialer.store.models import Attempt, Campaign, Lead
+
+log = logging.getLogger(__name__)
+
+LIVE_VOICE = (
+    AttemptStatus.CREATED,
+    AttemptStatus.QUEUED,
+    AttemptStatus.INITIATED,
+    AttemptStatus.RINGING,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    attempt_id: int
+    idem_key: str
+    campaign_id: str
+    version: int
+    lead_id: int
+    prior_status: str
+    channel: Channel
+    step: int
+    lead: dict[str, Any]
+
+
+def idem_key(campaign_id: str, lead_id: int, step: int, seq: int) -> str:
+    return f"{campaign_id}:{lead_id}:{step}:{seq}"
+
+
+class _SafeDict(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def render(template: str, lead: dict[str, Any]) -> str:
+    """Fill `{first_name}`-style fields; unknown or malformed fields render empty."""
+    values = _SafeDict({k: v for k, v in lead.items() if k != "custom" and v is not None})
+    values.update({k: v for k, v in (lead.get("custom") or {}).items()})
+    try:
+        names = [f for _, f, _, _ in Formatter().parse(template) if f]
+        return template.format_map(_SafeDict({n: values[n] for n in names}))
+    except (ValueError, IndexError, KeyError, AttributeError):
+        return template
+
+
+class Dispatcher:
+    def __init__(self, deps: Deps, outcomes: Outcomes) -> None:
+        self.d = deps
+        self.outcomes = outcomes
+
+    async def run_campaign(self, c: Campaign, spec: CampaignSpec, now: float) -> int:
+        """One dispatch round for a running campaign; returns attempts handed to channels."""
+        schedule = spec.schedule.to_domain() if spec.schedule else None
+        if not campaign_open(schedule, datetime.fromtimestamp(now, UTC)):
+            return 0
+        prepared: list[Prepared] = []
+        voice_steps = spec.steps_of(Channel.VOICE)
+        email_steps = spec.steps_of(Channel.EMAIL)
+        async with self.d.db.session() as s:
+            if voice_steps:
+                n = await self._voice_capacity(s, c, spec)
+                if n > 0:
+                    # The calls-per-second limit of the carrier account, shared on the bus.
+                    n = await self.d.bus.take(
+                        f"cps:{self.d.voice.name}", spec.pacing.calls_per_second, n
+                    )
+                if n > 0:
+                    prepared += await self._claim(s, c, spec, voice_steps, n, now)
+            if email_steps:
+                n = email_batch(self.d.tuning.email_batch, 0)
+                prepared += await self._claim(s, c, spec, email_steps, n, now)
+        sent = 0
+        for p in prepared:
+            sent += await self.dispatch(p, spec)
+        return sent
+
+    async def _voice_capacity(self, s: AsyncSession, c: Campaign, spec: CampaignSpec) -> int:
+        live = await s.scalar(
+            select(func.count())
+            .select_from(Attempt)
+            .where(
+                Attempt.campaign_id == c.id,
+                Attempt.channel == Channel.VOICE,
+                Attempt.status.in_(LIVE_VOICE),
+            )
+        )
+        available = await pool.count_available(s, c.id)
+        return dials_to_place(
+            PacingInput(
+                mode=spec.pacing.mode,
+                lines_per_agent=spec.pacing.lines_per_agent,
+                available_agents=available,
+                live_calls=int(live or 0),
+                agentless_capacity=spec.pacing.agentless_capacity,
+            )
+        )
+
+    async def _claim(
+        self,
+        s: AsyncSession,
+        c: Campaign,
+        spec: CampaignSpec,
+        steps: list[int],
+        limit: int,
+        now: float,
+    ) -> list[Prepared]:
+        clock = campaign_clock(c)
+        rows = await lead_store.claim(
+            await s.connection(),
+            lead_store.ClaimRequest(
+                campaign_id=c.id,
+                version=c.version,
+                worker_id=self.d.tuning.worker_id,
+                steps=steps,
+                limit=limit,
+                now=now,
+                due_before=clock.now(now),
+                lease_until=now + self.d.tuning.lease_seconds,
+                check_dnc=bool(spec.has_voice),
+            ),
+            skip_locked=not self.d.db.is_sqlite,
+        )
+        if not rows:
+            return []
+        ids = [r.id for r in rows]
+        leads = {
+            lead.id: lead for lead in (await s.scalars(select(Lead).where(Lead.id.in_(ids)))).all()
+        }
+        schedule = spec.schedule.to_domain() if spec.schedule else None
+        fresh: list[tuple[Lead, Attempt, str]] = []
+        for row in rows:
+            lead = leads[row.id]
+            if self._skip_missed(s, c, spec, lead, now):
+                continue
+            channel = Channel(spec.sequence[lead.step].channel)
+            if channel is Channel.VOICE:
+                opens = next_allowed(
+                    schedule, lead.timezone, datetime.fromtimestamp(now, UTC), voice=True
+                )
+                if opens is None or opens.timestamp() > now:
+                    # Outside the lead's calling hours: come back when they open.
+                    lead.not_before = opens.timestamp() if opens else now + 86400
+                    lead.lease_owner = lead.lease_until = None
+                    continue
+            prior = lead.status
+            lead.seq += 1
+            attempt = Attempt(
+                campaign_id=c.id,
+                lead_id=lead.id,
+                step=lead.step,
+                try_no=lead.seq,
+                channel=channel,
+                idem_key=idem_key(c.id, lead.id, lead.step, lead.seq),
+                status=AttemptStatus.CREATED,
+                campaign_version=c.version,
+                worker_id=self.d.tuning.worker_id,
+                history=[{"status": AttemptStatus.CREATED, "at": now}],
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(attempt)
+            fresh.append((lead, attempt, prior))
+        await s.flush()  # one batched INSERT; gives the attempt ids
+        out: list[Prepared] = []
+        for lead, attempt, prior in fresh:
+            lead.active_attempt_id = attempt.id
+            set_status(s, lead, LeadStatus.IN_PROGRESS, now, reason="dispatch")
+            out.append(
+                Prepared(
+                    attempt_id=attempt.id,
+                    idem_key=attempt.idem_key,
+                    campaign_id=c.id,
+                    version=c.version,
+                    lead_id=lead.id,
+                    prior_status=prior,
+                    channel=Channel(attempt.channel),
+                    step=attempt.step,
+                    lead=_contact(lead),
+                )
+            )
+        if out and not c.dispatched:
+            c.dispatched = True
+            await s.execute(update(Campaign).where(Campaign.id == c.id).values(dispatched=True))
+        return out
+
+    def _skip_missed(
+        self, s: AsyncSession, c: Campaign, spec: CampaignSpec, lead: Lead, now: float
+    ) -> bool:
+        """Under `deadline`, record follow-ups that fell due during the pause as skipped."""
+        if spec.resume_policy is not ResumePolicy.DEADLINE:
+            return False
+        sequence = [step.model_dump() for step in spec.sequence]
+        skipped = False
+        while lead.step < len(sequence) and missed_during_pause(
+            lead.due, lead.step, c.last_paused_at, c.last_resumed_at
+        ):
+            lead.seq += 1
+            s.add(
+                Attempt(
+                    campaign_id=c.id,
+                    lead_id=lead.id,
+                    step=lead.step,
+                    try_no=lead.seq,
+                    channel=spec.sequence[lead.step].channel,
+                    idem_key=idem_key(c.id, lead.id, lead.step, lead.seq),
+                    status=AttemptStatus.SKIPPED,
+                    error="due while the campaign was paused (deadline policy)",
+                    campaign_version=c.version,
+                    history=[{"status": AttemptStatus.SKIPPED, "at": now}],
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            due = lead.due
+            advance(s, lead, sequence, due, now)  # the next delay counts from the missed due
+            skipped = True
+        if skipped:
+            lead.lease_owner = lead.lease_until = None
+        return skipped and (lead.step >= len(sequence) or lead.due > now)
+
+    async def dispatch(self, p: Prepared, spec: CampaignSpec) -> int:
+        """Hand one attempt to its channel, if the fence still allows it."""
+        async with self.d.fence.section(p.campaign_id, p.version) as allowed:
+            if not allowed:
+                await self._abort(p)
+                self.d.metrics.dispatch.labels(p.channel, "fenced").inc()
+                return 0
+            if p.channel is Channel.VOICE:
+                await self._dial(p, spec)
+            else:
+                await self._send(p, spec)
+            return 1
+
+    async def _dial(self, p: Prepared, spec: CampaignSpec) -> None:
+        caller_ids = spec.caller_ids or ["+15005550006"]
+        step = spec.sequence[p.step]
+        ring = int(getattr(step, "ring_timeout_seconds", 25))
+        req = DialRequest(
+            attempt_id=str(p.attempt_id),
+            idempotency_key=p.idem_key,
+            campaign_id=p.campaign_id,
+            to=str(p.lead["phone"]),
+            caller_id=caller_ids[p.attempt_id % len(caller_ids)],
+            ring_timeout_seconds=ring,
+        )
+        try:
+            carrier_id = await self.d.voice.dial(req)
+        except ChannelError as exc:
+            self.d.metrics.dispatch.labels("voice", "error").inc()
+            await self._failed(p, str(exc), retryable=exc.retryable)
+            return
+        now = self.d.clock.now()
+        async with self.d.db.session() as s:
+            attempt = await s.get(Attempt, p.attempt_id, with_for_update=True)
+            if attempt is not None:
+                attempt.carrier_id = attempt.carrier_id or carrier_id
+                if attempt.status == AttemptStatus.CREATED:
+                    attempt.status = AttemptStatus.QUEUED
+                    attempt.history = [
+                        *attempt.history,
+                        {"status": AttemptStatus.QUEUED, "at": now},
+                    ]
+                attempt.updated_at = now
+        self.d.metrics.dispatch.labels("voice", "ok").inc()
+        self.d.metrics.calls_dialed.labels(p.campaign_id).inc()
+
+    async def _send(self, p: Prepared, spec: CampaignSpec) -> None:
+        step = spec.sequence[p.step]
+        sender = spec.sender
+        base = self.d.tuning.public_base_url.rstrip("/")
+        msg = EmailMessage(
+            attempt_id=str(p.attempt_id),
+            idempotency_key=p.idem_key,
+            campaign_id=p.campaign_id,
+            to=str(p.lead["email"]),
+            sender=sender.email if sender else "dialer@localhost",
+            sender_name=sender.name if sender else "",
+            subject=render(getattr(step, "subject", ""), p.lead),
+            body=render(getattr(step, "body", ""), p.lead),
+            unsubscribe_url=f"{base}/u/{self.d.unsubscribe_token(p.lead_id)}",
+        )
+        try:
+            message_id = await self.d.email.send(msg)
+        except ChannelError as exc:
+            self.d.metrics.dispatch.labels("email", "error").inc()
+            self.d.metrics.emails_sent.labels(p.campaign_id, "failed").inc()
+            await self._failed(p, str(exc), retryable=exc.retryable)
+            return
+        self.d.metrics.dispatch.labels("email", "ok").inc()
+        self.d.metrics.emails_sent.labels(p.campaign_id, "sent").inc()
+        await self.outcomes.finish(p.attempt_id, AttemptStatus.SENT, carrier_id=message_id)
+
+    async def _failed(self, p: Prepared, error: str, *, retryable: bool) -> None:
+        await self.outcomes.finish(
+            p.attempt_id, AttemptStatus.FAILED, error=error, retryable=retryable
+        )
+
+    async def _abort(self, p: Prepared) -> None:
+        """The campaign changed before the hand-off: the attempt never happened."""
+        async with self.d.db.session() as s:
+            await s.execute(delete(Attempt).where(Attempt.id == p.attempt_id))
+            await s.execute(
+                update(Lead)
+                .where(Lead.id == p.lead_id, Lead.active_attempt_id == p.attempt_id)
+                .values(
+                    active_attempt_id=None,
+                    lease_owner=None,
+                    lease_until=None,
+                    seq=Lead.seq - 1,
+                    status=p.prior_status,
+                )
+            )
+
+
+def _contact(lead: Lead) -> dict[str, Any]:
+    return {
+        "id": lead.id,
+        "phone": lead.phone,
+        "email": lead.email,
+        "first_name": lead.first_name,
+        "last_name": lead.last_name,
+        "company": lead.company,
+        "timezone": lead.timezone,
+        "custom": dict(lead.custom or {}),
+    }

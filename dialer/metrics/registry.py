@@ -1,0 +1,126 @@
+"""The Prometheus metrics of API.md, on a registry owned by one app (DESIGN.md §8).
+
+Each `Metrics` has its own `CollectorRegistry`, so two apps in one process (tests) never
+share figures. Label values come only from closed sets, plus the campaign id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from dialer.domain.states import AgentState, CampaignState
+
+CALL_DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+# Pause latency (request received -> halt guaranteed): milliseconds when healthy, seconds
+# when a worker has to be fenced out by its lease.
+PAUSE_DURATION_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        # prometheus_client appends `_total` to counter names when it exposes them.
+        self.calls_dialed = Counter(
+            "dialer_calls_dialed", "Calls handed to the carrier.", ["campaign"], registry=r
+        )
+        self.calls_received = Counter(
+            "dialer_calls_received",
+            "Calls that reached the called party (rang or answered).",
+            ["campaign"],
+            registry=r,
+        )
+        self.calls_answered = Counter(
+            "dialer_calls_answered",
+            "Calls picked up, by who answered (human, machine, unknown).",
+            ["campaign", "answered_by"],
+            registry=r,
+        )
+        self.calls_abandoned = Counter(
+            "dialer_calls_abandoned",
+            "Answered calls not connected to an agent within 2 seconds.",
+            ["campaign"],
+            registry=r,
+        )
+        self.call_duration = Histogram(
+            "dialer_call_duration_seconds",
+            "Connected talk time of answered calls.",
+            ["campaign"],
+            buckets=CALL_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.emails_sent = Counter(
+            "dialer_emails_sent",
+            "Emails handed to the mail server, by result.",
+            ["campaign", "result"],
+            registry=r,
+        )
+        self.campaign_state = Gauge(
+            "dialer_campaign_state",
+            "1 for the campaign's current state, 0 for the others.",
+            ["campaign", "state"],
+            registry=r,
+        )
+        self.agents = Gauge("dialer_agents", "Agents by state.", ["state"], registry=r)
+        self.pause_duration = Histogram(
+            "dialer_pause_duration_seconds",
+            "Pause request received until no new attempt can be dispatched.",
+            buckets=PAUSE_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.dispatch = Counter(
+            "dialer_dispatch",
+            "Dispatch decisions of the engine, by channel and outcome.",
+            ["channel", "outcome"],
+            registry=r,
+        )
+
+    def set_campaign_state(self, campaign_id: str, state: str) -> None:
+        """1 for `state`, 0 for every other campaign state (ValueError if unknown)."""
+        current = CampaignState(state)
+        for s in CampaignState:
+            self.campaign_state.labels(campaign_id, s.value).set(1 if s is current else 0)
+
+    def forget_campaign(self, campaign_id: str) -> None:
+        """Drop the campaign's state series (a deleted campaign must not linger)."""
+        for s in CampaignState:
+            try:
+                self.campaign_state.remove(campaign_id, s.value)
+            except KeyError:
+                pass
+
+    def set_agent_counts(self, counts: Mapping[str, int]) -> None:
+        """Every agent state gets a value, 0 when absent from `counts`."""
+        unknown = set(counts) - {s.value for s in AgentState}
+        if unknown:
+            raise ValueError(f"unknown agent states: {sorted(unknown)}")
+        for s in AgentState:
+            self.agents.labels(s.value).set(counts.get(s.value, 0))
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition body and its content type, for `GET /metrics`."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,112 @@
+"""Wiring: one object that owns every resource of a dialer process, built from Settings.
+
+`Runtime.open(settings)` is the one async context manager (STYLE.md §7): database, bus,
+channels, engine. Tests pass their own clock and channels; nothing is patched.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Self
+
+from dialer.bus import bus_from_url
+from dialer.bus.base import Bus
+from dialer.channels.base import EmailChannel, VoiceChannel
+from dialer.channels.maildir import MaildirEmail
+from dialer.channels.simulated import SimProfile, SimulatedVoice
+from dialer.clock import Clock, SystemClock
+from dialer.config import Settings
+from dialer.engine.deps import Deps, Tuning
+from dialer.engine.engine import Engine
+from dialer.engine.fence import Fence
+from dialer.metrics.registry import Metrics
+from dialer.service import Service
+from dialer.store.db import Database
+from dialer.store.migrate import migrate
+
+
+def make_voice(settings: Settings, clock: Clock) -> VoiceChannel:
+    if settings.voice_provider == "simulated":
+        rate = settings.sim_answer_rate
+        profile = SimProfile(answer_rate=rate, machine_rate=min(0.1, max(0.0, 0.9 - rate)))
+        return SimulatedVoice(
+            clock, profile, seed=settings.sim_seed, time_scale=settings.sim_time_scale
+        )
+    raise ValueError(
+        f"DIALER_VOICE_PROVIDER: {settings.voice_provider!r} is not available; use simulated"
+    )
+
+
+def make_email(settings: Settings, clock: Clock) -> EmailChannel:
+    if settings.email_provider == "simulated":
+        return MaildirEmail(settings.maildir, clock)
+    if settings.email_provider == "smtp":
+        from dialer.channels.smtp import SmtpEmail
+
+        if settings.smtp_url is None:
+            raise ValueError("DIALER_SMTP_URL is required when DIALER_EMAIL_PROVIDER=smtp")
+        return SmtpEmail(settings.smtp_url.get_secret_value(), clock)
+    raise ValueError(
+        f"DIALER_EMAIL_PROVIDER: {settings.email_provider!r} is not one of simulated, smtp"
+    )
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    db: Database
+    bus: Bus
+    clock: Clock
+    metrics: Metrics
+    engine: Engine
+    service: Service
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        voice: VoiceChannel | None = None,
+        email: EmailChannel | None = None,
+        run_engine: bool = True,
+        run_migrations: bool = True,
+    ) -> AsyncIterator[Self]:
+        clock = clock or SystemClock()
+        db = Database(settings.database_url)
+        bus = bus_from_url(settings.bus_url, clock)
+        voice = voice or make_voice(settings, clock)
+        email = email or make_email(settings, clock)
+        metrics = Metrics()
+        tuning = Tuning(
+            worker_id=settings.worker_id or f"{socket.gethostname()}-{secrets.token_hex(3)}",
+            lease_seconds=settings.lease_seconds,
+            abandon_redial_seconds=settings.abandon_redial_hours * 3600,
+            email_batch=settings.email_batch,
+            public_base_url=settings.public_base_url,
+            secret=secrets.token_bytes(32),
+        )
+        deps = Deps(db, bus, clock, voice, email, metrics, Fence(), tuning)
+        engine = Engine(deps, tick_seconds=settings.tick_seconds)
+        service = Service(db, engine, clock, metrics)
+        try:
+            if run_migrations:
+                await migrate(db)
+            for c in await service.list_campaigns(archived=None):
+                deps.fence.see(c.id, c.state, c.version)
+                metrics.set_campaign_state(c.id, c.state)
+            if run_engine:
+                await engine.start()
+            yield cls(settings, db, bus, clock, metrics, engine, service)
+        finally:
+            await engine.stop()
+            await voice.close()
+            await email.close()
+            await clock.aclose()
+            await bus.aclose()
+            await db.aclose()

@@ -1,0 +1,345 @@
+"""Use cases: what supervisors, scripts and the CLI ask of dialer (DESIGN.md §3).
+
+The API's handlers are thin calls into this class; so are the CLI and the tests.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from dialer.agents import pool
+from dialer.clock import Clock
+from dialer.domain.campaign import CampaignPatch, CampaignSpec
+from dialer.domain.contacts import ContactError, normalize_phone
+from dialer.domain.states import CAMPAIGN_EDITABLE, CampaignAction, CampaignState
+from dialer.engine import control
+from dialer.engine.engine import Engine
+from dialer.errors import InvalidState, ValidationFailed, VersionMismatch
+from dialer.metrics.registry import Metrics
+from dialer.service_agents import AgentOps
+from dialer.service_leads import LeadOps
+from dialer.store import events
+from dialer.store.db import Database
+from dialer.store.models import Attempt, Campaign, Event
+from dialer.store.stats import CampaignStats, campaign_stats
+
+
+@dataclass(frozen=True, slots=True)
+class PauseResult:
+    campaign: Campaign
+    in_flight: list[Attempt]
+    released_agents: list[str]
+    changed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TerminateResult:
+    campaign: Campaign
+    in_flight: list[Attempt]
+    released_agents: list[str]
+    cancelled_calls: list[str]
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+def pydantic_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, Any]]:
+    return [
+        {
+            "field": prefix + ".".join(str(p) for p in err["loc"]) if err["loc"] else prefix,
+            "message": err["msg"],
+        }
+        for err in exc.errors()
+    ]
+
+
+def validate_spec(data: dict[str, Any]) -> CampaignSpec:
+    try:
+        spec = CampaignSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed("invalid campaign", pydantic_errors(exc)) from None
+    errors: list[dict[str, Any]] = []
+    caller_ids: list[str] = []
+    for i, raw in enumerate(spec.caller_ids):
+        try:
+            caller_ids.append(normalize_phone(raw))
+        except ContactError as exc:
+            errors.append({"field": f"caller_ids.{i}", "message": exc.message})
+    if spec.has_voice and not spec.caller_ids:
+        errors.append({"field": "caller_ids", "message": "a voice step needs a caller id"})
+    if spec.has_email and spec.sender is None:
+        errors.append({"field": "sender", "message": "an email step needs a sender"})
+    if errors:
+        raise ValidationFailed("invalid campaign", errors)
+    return spec.model_copy(update={"caller_ids": caller_ids})
+
+
+class Service:
+    def __init__(self, db: Database, engine: Engine, clock: Clock, metrics: Metrics) -> None:
+        self.db = db
+        self.engine = engine
+        self.clock = clock
+        self.metrics = metrics
+        self.leads = LeadOps(db, clock)
+        self.agents = AgentOps(db, clock, engine)
+
+    # -- configuration ---------------------------------------------------------------------
+    async def create_campaign(self, data: dict[str, Any], *, actor: str) -> Campaign:
+        spec = validate_spec(data)
+        now = self.clock.now()
+        c = Campaign(
+            id="c_" + secrets.token_hex(6),
+            name=spec.name,
+            state=CampaignState.DRAFT,
+            version=1,
+            config=spec.model_dump(mode="json"),
+            archived=False,
+            active_seconds=0.0,
+            clock_offset=0.0,
+            dispatched=False,
+            created_at=now,
+            updated_at=now,
+        )
+        async with self.db.session() as s:
+            s.add(c)
+            events.record(
+                s,
+                at=now,
+                entity="campaign",
+                entity_id=c.id,
+                campaign_id=c.id,
+                type="campaign.created",
+                actor=actor,
+                to_state=c.state,
+                data={"version": c.version},
+            )
+        self.metrics.set_campaign_state(c.id, c.state)
+        return c
+
+    async def update_campaign(
+        self, campaign_id: str, data: dict[str, Any], *, actor: str, if_version: int | None = None
+    ) -> Campaign:
+        try:
+            patch = CampaignPatch.model_validate(data)
+        except ValidationError as exc:
+            raise ValidationFailed("invalid campaign change", pydantic_errors(exc)) from None
+        now = self.clock.now()
+        async with self.db.session() as s:
+            c = await control.load(s, campaign_id, lock=True)
+            if if_version is not None and if_version != c.version:
+                raise VersionMismatch(if_version, c.version)
+            if c.state not in CAMPAIGN_EDITABLE:
+                raise InvalidState(f"cannot change a campaign that is {c.state}", c.state)
+            changes = patch.model_dump(mode="json", exclude_unset=True)
+            if (
+                "resume_policy" in changes
+                and c.started_at is not None
+                and changes["resume_policy"] != c.config.get("resume_policy")
+            ):
+                raise ValidationFailed(
+                    "the resume policy is fixed once a campaign has started",
+                    [{"field": "resume_policy", "message": "fixed once started"}],
+                )
+            spec = validate_spec({**c.config, **changes})
+            c.config = spec.model_dump(mode="json")
+            c.name = spec.name
+            c.version += 1
+            c.updated_at = now
+            events.record(
+                s,
+                at=now,
+                entity="campaign",
+                entity_id=c.id,
+                campaign_id=c.id,
+                type="campaign.updated",
+                actor=actor,
+                from_state=c.state,
+                to_state=c.state,
+                data={"version": c.version, "fields": sorted(changes)},
+            )
+        await self.engine.announce(c)
+        return c
+
+    async def get_campaign(self, campaign_id: str) -> Campaign:
+        async with self.db.session() as s:
+            return await control.load(s, campaign_id)
+
+    async def list_campaigns(
+        self, *, state: str | None = None, archived: bool | None = False
+    ) -> list[Campaign]:
+        stmt = select(Campaign).order_by(Campaign.created_at, Campaign.id)
+        if state is not None:
+            stmt = stmt.where(Campaign.state == state)
+        if archived is not None:
+            stmt = stmt.where(Campaign.archived.is_(archived))
+        async with self.db.session() as s:
+            return list((await s.scalars(stmt)).all())
+
+    # -- control ---------------------------------------------------------------------------
+    async def start(self, campaign_id: str, *, actor: str, at: float | None = None) -> Campaign:
+        change = await self._transition(campaign_id, CampaignAction.START, actor=actor, at=at)
+        return change.campaign
+
+    async def resume(self, campaign_id: str, *, actor: str, at: float | None = None) -> Campaign:
+        change = await self._transition(campaign_id, CampaignAction.RESUME, actor=actor, at=at)
+        return change.campaign
+
+    async def pause(
+        self, campaign_id: str, *, actor: str, reason: str | None = None
+    ) -> PauseResult:
+        """running -> paused. When this returns, no new attempt of the campaign reaches a
+        channel; the result lists what was in flight then and the agents released."""
+        started = time.perf_counter()
+        change = await self._transition(
+            campaign_id, CampaignAction.PAUSE, actor=actor, reason=reason
+        )
+        if change.changed:
+            self.metrics.pause_duration.observe(time.perf_counter() - started)
+        in_flight = await self.in_flight(campaign_id)
+        await self.engine.cancel_queued(campaign_id)
+        now = self.clock.now()
+        async with self.db.session() as s:
+            released = await pool.release(s, campaign_id, now)
+        return PauseResult(change.campaign, in_flight, released, change.changed)
+
+    async def terminate(self, campaign_id: str, *, confirm: str, actor: str) -> TerminateResult:
+        """Cancel (never dispatched) or stop (through `stopping`): irreversible."""
+        if confirm != campaign_id:
+            raise ValidationFailed(
+                "confirm must repeat the campaign id",
+                [{"field": "confirm", "message": "must equal the campaign id"}],
+            )
+        change = await self._transition(campaign_id, CampaignAction.TERMINATE, actor=actor)
+        c = change.campaign
+        steps: list[dict[str, Any]] = []
+        in_flight = await self.in_flight(campaign_id)
+        cancelled: list[str] = []
+        released: list[str] = []
+        if change.changed and c.state == CampaignState.STOPPING:
+            steps.append(await self._step(c, "terminate.claims_stopped", actor, {}))
+            cancelled = await self.engine.cancel_queued(campaign_id)
+            steps.append(
+                await self._step(c, "terminate.queued_cancelled", actor, {"calls": cancelled})
+            )
+            async with self.db.session() as s:
+                released = await pool.release(s, campaign_id, self.clock.now())
+            steps.append(
+                await self._step(c, "terminate.agents_released", actor, {"agents": released})
+            )
+            steps.append(
+                await self._step(
+                    c,
+                    "terminate.in_flight",
+                    actor,
+                    {"attempts": [str(a.id) for a in in_flight]},
+                )
+            )
+            await self.engine.drain(campaign_id)
+            c = await self.get_campaign(campaign_id)
+        return TerminateResult(c, in_flight, released, cancelled, steps)
+
+    async def archive(self, campaign_id: str, *, actor: str) -> Campaign:
+        c = await self.get_campaign(campaign_id)
+        if c.state == CampaignState.RUNNING:
+            await self.pause(campaign_id, actor=actor, reason="archived")
+        now = self.clock.now()
+        async with self.db.session() as s:
+            c = await control.load(s, campaign_id, lock=True)
+            if not c.archived:
+                c.archived = True
+                c.updated_at = now
+                events.record(
+                    s,
+                    at=now,
+                    entity="campaign",
+                    entity_id=c.id,
+                    campaign_id=c.id,
+                    type="campaign.archived",
+                    actor=actor,
+                    from_state=c.state,
+                    to_state=c.state,
+                )
+        return c
+
+    async def pause_all(self, *, actor: str, reason: str | None = None) -> list[str]:
+        running = await self.list_campaigns(state=CampaignState.RUNNING, archived=None)
+        paused: list[str] = []
+        for c in running:
+            try:
+                result = await self.pause(c.id, actor=actor, reason=reason or "pause all")
+            except InvalidState:
+                continue  # it completed or was terminated meanwhile
+            if result.changed:
+                paused.append(c.id)
+        return paused
+
+    # -- figures ---------------------------------------------------------------------------
+    async def stats(self, campaign_id: str) -> CampaignStats:
+        async with self.db.session() as s:
+            c = await control.load(s, campaign_id)
+            return await campaign_stats(s, c)
+
+    async def events(
+        self, campaign_id: str, *, after_id: int = 0, limit: int = 1000
+    ) -> list[Event]:
+        async with self.db.session() as s:
+            await control.load(s, campaign_id)
+            return await events.list_events(
+                s, campaign_id=campaign_id, after_id=after_id, limit=limit
+            )
+
+    async def in_flight(self, campaign_id: str) -> list[Attempt]:
+        from dialer.domain.states import ATTEMPT_LIVE
+
+        async with self.db.session() as s:
+            rows = await s.scalars(
+                select(Attempt)
+                .where(
+                    Attempt.campaign_id == campaign_id,
+                    Attempt.status.in_(tuple(ATTEMPT_LIVE)),
+                )
+                .order_by(Attempt.id)
+            )
+            return list(rows.all())
+
+    # -- helpers ---------------------------------------------------------------------------
+    async def _transition(
+        self,
+        campaign_id: str,
+        action: CampaignAction,
+        *,
+        actor: str,
+        reason: str | None = None,
+        at: float | None = None,
+    ) -> control.Change:
+        now = self.clock.now()
+        async with self.db.session() as s:
+            change = await control.transition(
+                s, campaign_id, action, now, actor=actor, reason=reason, at=at
+            )
+        if change.changed:
+            await self.engine.announce(change.campaign)
+        return change
+
+    async def _step(
+        self, c: Campaign, type_: str, actor: str, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        now = self.clock.now()
+        async with self.db.session() as s:
+            events.record(
+                s,
+                at=now,
+                entity="campaign",
+                entity_id=c.id,
+                campaign_id=c.id,
+                type=type_,
+                actor=actor,
+                from_state=c.state,
+                to_state=c.state,
+                data=data,
+            )
+        return {"step": type_, "at": now, **data}

@@ -1,0 +1,157 @@
+"""Agent use cases: registry, self-service states, and an agent's queue."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from dialer.clock import Clock
+from dialer.domain.campaign import Channel
+from dialer.domain.states import (
+    AGENT_SELF_STATES,
+    AgentState,
+    CampaignState,
+    InvalidTransition,
+    agent_transition,
+)
+from dialer.engine.engine import Engine
+from dialer.errors import Conflict, InvalidState, NotFound, ValidationFailed
+from dialer.store import events
+from dialer.store.db import Database
+from dialer.store.models import Agent, Attempt, Campaign, Lead
+
+AGENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass(slots=True)
+class Queue:
+    agent: Agent
+    campaign_id: str | None
+    current: Attempt | None
+    upcoming: list[Lead] = field(default_factory=list)
+
+
+class AgentOps:
+    def __init__(self, db: Database, clock: Clock, engine: Engine) -> None:
+        self.db = db
+        self.clock = clock
+        self.engine = engine
+
+    async def create(
+        self, name: str, *, agent_id: str | None = None, state: AgentState = AgentState.OFFLINE
+    ) -> Agent:
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise ValidationFailed(
+                "bad name", [{"field": "name", "message": "1 to 200 characters"}]
+            )
+        agent_id = agent_id or "a_" + secrets.token_hex(5)
+        if not AGENT_ID.match(agent_id):
+            raise ValidationFailed(
+                "bad id", [{"field": "id", "message": "letters, digits, _ . - (at most 64)"}]
+            )
+        now = self.clock.now()
+        async with self.db.session() as s:
+            if await s.get(Agent, agent_id) is not None:
+                raise Conflict(f"agent {agent_id!r} exists", {"id": agent_id})
+            agent = Agent(
+                id=agent_id, name=name, state=state, version=1, state_since=now, created_at=now
+            )
+            s.add(agent)
+            events.record(
+                s, at=now, entity="agent", entity_id=agent_id, type="agent.created", to_state=state
+            )
+        return agent
+
+    async def get(self, agent_id: str) -> Agent:
+        async with self.db.session() as s:
+            agent = await s.get(Agent, agent_id)
+            if agent is None:
+                raise NotFound(f"no agent {agent_id!r}", {"id": agent_id})
+            return agent
+
+    async def all(self) -> list[Agent]:
+        async with self.db.session() as s:
+            return list((await s.scalars(select(Agent).order_by(Agent.id))).all())
+
+    async def set_state(self, agent_id: str, state: str, *, actor: str) -> Agent:
+        """available / offline / break, asked by the agent or a supervisor; `available`
+        also ends a wrap-up early."""
+        to: AgentState | None
+        try:
+            to = AgentState(state)
+        except ValueError:
+            to = None
+        if to not in AGENT_SELF_STATES:
+            raise ValidationFailed(
+                "bad state", [{"field": "state", "message": "available, offline or break"}]
+            )
+        now = self.clock.now()
+        async with self.db.session() as s:
+            agent = await s.get(Agent, agent_id, with_for_update=True)
+            if agent is None:
+                raise NotFound(f"no agent {agent_id!r}", {"id": agent_id})
+            current = AgentState(agent.state)
+            if current is AgentState.RESERVED and to is not AgentState.AVAILABLE:
+                raise InvalidState("the agent is held for a ringing call", current)
+            try:
+                target = agent_transition(current, to)
+            except InvalidTransition as exc:
+                raise InvalidState(str(exc), current) from None
+            if target is None:
+                return agent
+            agent.wrap_up_until = None
+            events.record(
+                s,
+                at=now,
+                entity="agent",
+                entity_id=agent.id,
+                type="agent.state",
+                campaign_id=agent.campaign_id,
+                actor=actor,
+                from_state=current,
+                to_state=target,
+            )
+            agent.state = target
+            agent.state_since = now
+            agent.version += 1
+            if target is AgentState.OFFLINE and agent.campaign_id is not None:
+                agent.campaign_id = None  # an offline agent serves no campaign
+        return agent
+
+    async def queue(self, agent_id: str, *, limit: int = 10) -> Queue:
+        """The agent's current call and the campaign's next leads (empty when the campaign
+        is not running: a paused campaign's work is gone from the agent's view)."""
+        async with self.db.session() as s:
+            agent = await s.get(Agent, agent_id)
+            if agent is None:
+                raise NotFound(f"no agent {agent_id!r}", {"id": agent_id})
+            current = await s.get(Attempt, agent.attempt_id) if agent.attempt_id else None
+            q = Queue(agent, agent.campaign_id, current)
+            if agent.campaign_id is None:
+                return q
+            c = await s.get(Campaign, agent.campaign_id)
+            if c is None or c.state != CampaignState.RUNNING:
+                return q
+            spec = self.engine.spec(c)
+            steps = spec.steps_of(Channel.VOICE)
+            if steps:
+                q.upcoming = list(
+                    (
+                        await s.scalars(
+                            select(Lead)
+                            .where(
+                                Lead.campaign_id == c.id,
+                                Lead.status.in_(("pending", "in_progress")),
+                                Lead.active_attempt_id.is_(None),
+                                Lead.step.in_(steps),
+                            )
+                            .order_by(Lead.due, Lead.id)
+                            .limit(limit)
+                        )
+                    ).all()
+                )
+            return q

@@ -1,0 +1,340 @@
+"""Lead use cases: import with per-row errors, paging, and lead-level control."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+
+from dialer.clock import Clock
+from dialer.domain.campaign import CampaignSpec
+from dialer.domain.contacts import (
+    ContactError,
+    normalize_email,
+    normalize_phone,
+    timezone_for_phone,
+    validate_timezone,
+)
+from dialer.domain.states import (
+    CAMPAIGN_TERMINAL,
+    InvalidTransition,
+    LeadAction,
+    LeadStatus,
+    StopReason,
+    lead_transition,
+)
+from dialer.engine import control
+from dialer.engine.engine import resume_lead
+from dialer.engine.positions import set_status
+from dialer.errors import InvalidState, NotFound, ValidationFailed
+from dialer.store import leads as lead_store
+from dialer.store.db import Database
+from dialer.store.models import Attempt, Campaign, DoNotCall, Lead
+
+MAX_IMPORT = 100_000
+_NEEDS = {"phone": "voice", "email": "email"}
+
+
+class LeadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    phone: str | None = Field(default=None, max_length=40)
+    email: str | None = Field(default=None, max_length=320)
+    first_name: str | None = Field(default=None, max_length=100)
+    last_name: str | None = Field(default=None, max_length=100)
+    company: str | None = Field(default=None, max_length=200)
+    timezone: str | None = Field(default=None, max_length=64)
+    custom: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ImportResult:
+    accepted: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    lead_ids: list[int] = field(default_factory=list)
+
+
+def _clean(raw: dict[str, Any], spec: CampaignSpec) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """One row, validated and normalised; or the list of its errors by field."""
+    try:
+        row = LeadIn.model_validate({k: v for k, v in raw.items() if v not in ("", None)})
+    except ValidationError as exc:
+        return {}, [
+            {"field": ".".join(str(p) for p in e["loc"]) or "row", "message": e["msg"]}
+            for e in exc.errors()
+        ]
+    errors: list[dict[str, str]] = []
+    out = row.model_dump()
+    for name, check in (("phone", normalize_phone), ("email", normalize_email)):
+        value = out[name]
+        if value is None:
+            if (name == "phone" and spec.has_voice) or (name == "email" and spec.has_email):
+                errors.append(
+                    {
+                        "field": name,
+                        "message": f"required: the sequence has a {_NEEDS[name]} step",
+                    }
+                )
+            continue
+        try:
+            out[name] = check(value)
+        except ContactError as exc:
+            errors.append({"field": exc.field, "message": exc.message})
+    if out["timezone"]:
+        try:
+            validate_timezone(out["timezone"])
+        except ContactError as exc:
+            errors.append({"field": exc.field, "message": exc.message})
+    elif out["phone"] and not errors:
+        out["timezone"] = timezone_for_phone(out["phone"])
+    return out, errors
+
+
+class LeadOps:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def add(
+        self, campaign_id: str, rows: list[dict[str, Any]], *, first_row: int = 1
+    ) -> ImportResult:
+        """Add leads; bad rows are reported by number (`first_row` is the first's number)
+        and the good rows are kept. Duplicates (same phone or email in the campaign, or
+        earlier in the same import) are rejected."""
+        if len(rows) > MAX_IMPORT:
+            raise ValidationFailed(
+                f"at most {MAX_IMPORT} leads per import",
+                [{"field": "leads", "message": f"{len(rows)} rows; split the file"}],
+            )
+        now = self.clock.now()
+        result = ImportResult()
+        async with self.db.session() as s:
+            c = await control.load(s, campaign_id, lock=True)
+            if c.state in CAMPAIGN_TERMINAL or c.state == "stopping":
+                raise InvalidState(f"cannot add leads to a campaign that is {c.state}", c.state)
+            spec = CampaignSpec.model_validate(c.config)
+            cleaned: list[tuple[int, dict[str, Any]]] = []
+            for i, raw in enumerate(rows):
+                number = first_row + i
+                if not isinstance(raw, dict):
+                    result.rejected.append(
+                        {"row": number, "errors": [{"field": "row", "message": "not an object"}]}
+                    )
+                    continue
+                out, errors = _clean(raw, spec)
+                if errors:
+                    result.rejected.append({"row": number, "errors": errors})
+                else:
+                    cleaned.append((number, out))
+            phones, emails = await lead_store.existing_contacts(
+                await s.connection(),
+                c.id,
+                [o["phone"] for _, o in cleaned if o["phone"]],
+                [o["email"] for _, o in cleaned if o["email"]],
+            )
+            clock_now = control.campaign_clock(c).now(now)
+            first_delay = float(spec.sequence[0].delay_seconds)
+            good: list[dict[str, Any]] = []
+            for number, out in cleaned:
+                dup = [
+                    {"field": k, "message": "duplicate in this campaign"}
+                    for k, seen in (("phone", phones), ("email", emails))
+                    if out[k] and out[k] in seen
+                ]
+                if dup:
+                    result.rejected.append({"row": number, "errors": dup})
+                    continue
+                if out["phone"]:
+                    phones.add(out["phone"])
+                if out["email"]:
+                    emails.add(out["email"])
+                good.append(
+                    {
+                        **out,
+                        "campaign_id": c.id,
+                        "status": LeadStatus.PENDING,
+                        "step": 0,
+                        "tries": 0,
+                        "seq": 0,
+                        "due": clock_now + first_delay,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+            await lead_store.insert_leads(await s.connection(), good)
+            result.accepted = len(good)
+        return result
+
+    async def get(self, lead_id: int) -> tuple[Lead, list[Attempt]]:
+        async with self.db.session() as s:
+            lead = await s.get(Lead, lead_id)
+            if lead is None:
+                raise NotFound(f"no lead {lead_id}", {"id": str(lead_id)})
+            attempts = (
+                await s.scalars(
+                    select(Attempt).where(Attempt.lead_id == lead_id).order_by(Attempt.id)
+                )
+            ).all()
+            return lead, list(attempts)
+
+    async def page(
+        self, campaign_id: str, *, status: str | None = None, limit: int = 100, cursor: int = 0
+    ) -> tuple[list[Lead], int | None]:
+        if status is not None and status not in set(LeadStatus):
+            raise ValidationFailed(
+                "unknown lead status",
+                [{"field": "status", "message": f"not one of {[str(x) for x in LeadStatus]}"}],
+            )
+        limit = max(1, min(limit, 1000))
+        async with self.db.session() as s:
+            await control.load(s, campaign_id)
+            stmt = (
+                select(Lead)
+                .where(Lead.campaign_id == campaign_id, Lead.id > cursor)
+                .order_by(Lead.id)
+                .limit(limit + 1)
+            )
+            if status is not None:
+                stmt = stmt.where(Lead.status == status)
+            items = list((await s.scalars(stmt)).all())
+        more = len(items) > limit
+        items = items[:limit]
+        return items, (items[-1].id if more and items else None)
+
+    async def _control(
+        self,
+        lead_id: int,
+        action: LeadAction,
+        *,
+        actor: str,
+        reason: str | None = None,
+        until: float | None = None,
+        stop_reason: StopReason = StopReason.MANUAL,
+    ) -> Lead:
+        now = self.clock.now()
+        async with self.db.session() as s:
+            lead = await s.get(Lead, lead_id, with_for_update=True)
+            if lead is None:
+                raise NotFound(f"no lead {lead_id}", {"id": str(lead_id)})
+            try:
+                target = lead_transition(LeadStatus(lead.status), action)
+            except InvalidTransition as exc:
+                raise InvalidState(str(exc), lead.status) from None
+            if target is None:
+                return lead
+            c = await control.load(s, lead.campaign_id)
+            apply_lead_action(
+                s,
+                lead,
+                c,
+                action,
+                now,
+                actor=actor,
+                reason=reason,
+                until=until,
+                stop_reason=stop_reason,
+            )
+            return lead
+
+    async def pause(
+        self, lead_id: int, *, actor: str, reason: str | None = None, until: float | None = None
+    ) -> Lead:
+        if until is not None and until <= self.clock.now():
+            raise ValidationFailed(
+                "until must be in the future", [{"field": "until", "message": "in the past"}]
+            )
+        return await self._control(
+            lead_id, LeadAction.PAUSE, actor=actor, reason=reason, until=until
+        )
+
+    async def resume(self, lead_id: int, *, actor: str) -> Lead:
+        return await self._control(lead_id, LeadAction.RESUME, actor=actor)
+
+    async def stop(self, lead_id: int, *, actor: str, reason: str | None = None) -> Lead:
+        return await self._control(lead_id, LeadAction.STOP, actor=actor, reason=reason)
+
+    async def skip(self, lead_id: int, *, actor: str) -> Lead:
+        return await self._control(lead_id, LeadAction.SKIP, actor=actor)
+
+    async def qualify(self, lead_id: int, *, actor: str, scope: str = "lead") -> list[Lead]:
+        """Stop the lead as qualified; with scope "company", every open lead of its company."""
+        if scope not in ("lead", "company"):
+            raise ValidationFailed("bad scope", [{"field": "scope", "message": "lead or company"}])
+        lead = await self._control(
+            lead_id,
+            LeadAction.STOP,
+            actor=actor,
+            reason="qualified",
+            stop_reason=StopReason.QUALIFIED,
+        )
+        stopped = [lead]
+        if scope == "company" and lead.company:
+            now = self.clock.now()
+            async with self.db.session() as s:
+                c = await control.load(s, lead.campaign_id)
+                others = (
+                    await s.scalars(
+                        select(Lead).where(
+                            Lead.campaign_id == lead.campaign_id,
+                            Lead.company == lead.company,
+                            Lead.id != lead.id,
+                            Lead.status.in_(
+                                (LeadStatus.PENDING, LeadStatus.IN_PROGRESS, LeadStatus.PAUSED)
+                            ),
+                        )
+                    )
+                ).all()
+                for other in others:
+                    apply_lead_action(
+                        s,
+                        other,
+                        c,
+                        LeadAction.STOP,
+                        now,
+                        actor=actor,
+                        reason=f"company qualified (lead {lead.id})",
+                        stop_reason=StopReason.COMPANY_STOPPED,
+                    )
+                    stopped.append(other)
+        return stopped
+
+    async def add_dnc(self, phones: list[str], *, reason: str | None = None) -> int:
+        now = self.clock.now()
+        added = 0
+        async with self.db.session() as s:
+            for raw in phones:
+                phone = normalize_phone(raw)
+                if await s.get(DoNotCall, phone) is None:
+                    s.add(DoNotCall(phone=phone, reason=reason, added_at=now))
+                    added += 1
+        return added
+
+
+def apply_lead_action(
+    s: Any,
+    lead: Lead,
+    c: Campaign,
+    action: LeadAction,
+    now: float,
+    *,
+    actor: str,
+    reason: str | None = None,
+    until: float | None = None,
+    stop_reason: StopReason = StopReason.MANUAL,
+) -> None:
+    if action is LeadAction.RESUME:
+        resume_lead(s, lead, c, now, actor=actor, reason=reason)
+        return
+    if action is LeadAction.PAUSE:
+        # The remaining delay is kept in the campaign's clock: resume gives it back whole.
+        lead.paused_remaining = max(0.0, lead.due - control.campaign_clock(c).now(now))
+        lead.paused_until = until
+        lead.pause_reason = reason
+        set_status(s, lead, LeadStatus.PAUSED, now, actor=actor, reason=reason)
+    elif action is LeadAction.STOP:
+        lead.stop_reason = stop_reason
+        set_status(s, lead, LeadStatus.STOPPED, now, actor=actor, reason=reason or stop_reason)
+    elif action is LeadAction.SKIP:
+        set_status(s, lead, LeadStatus.SKIPPED, now, actor=actor, reason=reason)

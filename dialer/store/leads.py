@@ -1,0 +1,141 @@
+"""Lead queries: bulk insert, the claim, paging and counts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, and_, exists, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dialer.domain.states import CampaignState, LeadStatus
+from dialer.store.models import Campaign, DoNotCall, Lead
+
+CLAIM_COLUMNS = (
+    Lead.id,
+    Lead.status,
+    Lead.step,
+    Lead.tries,
+    Lead.due,
+    Lead.phone,
+    Lead.email,
+    Lead.first_name,
+    Lead.last_name,
+    Lead.company,
+    Lead.timezone,
+    Lead.custom,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    campaign_id: str
+    version: int
+    worker_id: str
+    steps: Sequence[int]
+    limit: int
+    now: float
+    due_before: float  # in the campaign's clock
+    lease_until: float
+    check_dnc: bool
+
+
+async def insert_leads(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(Lead), rows)
+
+
+async def claim(conn: AsyncConnection, req: ClaimRequest, *, skip_locked: bool) -> list[Row[Any]]:
+    """Lease up to `limit` due leads of a running campaign, in one statement.
+
+    The campaign's state and version are part of the statement: a campaign paused (version
+    bumped) after the worker last looked claims nothing.
+    """
+    fence = exists().where(
+        Campaign.id == req.campaign_id,
+        Campaign.state == CampaignState.RUNNING,
+        Campaign.version == req.version,
+    )
+    candidates = (
+        select(Lead.id)
+        .where(
+            Lead.campaign_id == req.campaign_id,
+            Lead.status.in_((LeadStatus.PENDING, LeadStatus.IN_PROGRESS)),
+            Lead.due <= req.due_before,
+            Lead.active_attempt_id.is_(None),
+            or_(Lead.lease_until.is_(None), Lead.lease_until < req.now),
+            or_(Lead.not_before.is_(None), Lead.not_before <= req.now),
+            Lead.step.in_(list(req.steps)),
+            fence,
+        )
+        .order_by(Lead.due, Lead.id)
+        .limit(req.limit)
+    )
+    if req.check_dnc:
+        candidates = candidates.where(
+            ~exists().where(and_(Lead.phone.is_not(None), DoNotCall.phone == Lead.phone))
+        )
+    if skip_locked:
+        candidates = candidates.with_for_update(skip_locked=True)
+    stmt = (
+        update(Lead)
+        .where(Lead.id.in_(candidates.scalar_subquery()))
+        .values(lease_owner=req.worker_id, lease_until=req.lease_until, updated_at=req.now)
+        .returning(*CLAIM_COLUMNS)
+    )
+    result = await conn.execute(stmt)
+    return list(result.all())
+
+
+async def status_counts(conn: AsyncConnection, campaign_id: str) -> dict[str, int]:
+    rows = await conn.execute(
+        select(Lead.status, func.count())
+        .where(Lead.campaign_id == campaign_id)
+        .group_by(Lead.status)
+    )
+    counts = {s.value: 0 for s in LeadStatus}
+    for status, n in rows.all():
+        counts[status] = int(n)
+    return counts
+
+
+async def has_open_leads(conn: AsyncConnection, campaign_id: str) -> bool:
+    """Whether any lead may still be contacted (pending, in progress or paused)."""
+    row = await conn.execute(
+        select(Lead.id)
+        .where(
+            Lead.campaign_id == campaign_id,
+            Lead.status.in_((LeadStatus.PENDING, LeadStatus.IN_PROGRESS, LeadStatus.PAUSED)),
+        )
+        .limit(1)
+    )
+    return row.first() is not None
+
+
+async def has_leads(conn: AsyncConnection, campaign_id: str) -> bool:
+    row = await conn.execute(select(Lead.id).where(Lead.campaign_id == campaign_id).limit(1))
+    return row.first() is not None
+
+
+async def existing_contacts(
+    conn: AsyncConnection, campaign_id: str, phones: list[str], emails: list[str]
+) -> tuple[set[str], set[str]]:
+    """Phones and emails already in the campaign (duplicates are rejected on import)."""
+    found_phones: set[str] = set()
+    found_emails: set[str] = set()
+    for i in range(0, len(phones), 500):
+        rows = await conn.execute(
+            select(Lead.phone).where(
+                Lead.campaign_id == campaign_id, Lead.phone.in_(phones[i : i + 500])
+            )
+        )
+        found_phones.update(p for (p,) in rows.all() if p)
+    for i in range(0, len(emails), 500):
+        rows = await conn.execute(
+            select(Lead.email).where(
+                Lead.campaign_id == campaign_id, Lead.email.in_(emails[i : i + 500])
+            )
+        )
+        found_emails.update(e for (e,) in rows.all() if e)
+    return found_phones, found_emails

@@ -1,0 +1,232 @@
+"""Shared fixtures: real PostgreSQL and Redis servers, never skipped.
+
+A server is used if it answers; otherwise one is started from the installed binaries for the
+session; if that is impossible the fixture fails with the reason (run `make setup`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import pytest
+import redis
+from sqlalchemy.engine import URL, make_url
+
+POSTGRES_ENV = "DIALER_TEST_POSTGRES_URL"
+POSTGRES_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+REDIS_ENV = "DIALER_TEST_REDIS_URL"
+REDIS_DEFAULT = "redis://127.0.0.1:6379/15"
+
+T = TypeVar("T")
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` to completion on a fresh loop in a worker thread.
+
+    Works from sync fixtures whether or not the test's event loop is running, and leaves that
+    loop alone (asyncio.run in this thread would reset the thread's current loop).
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def asyncpg_dsn(url: str | URL) -> str:
+    """A SQLAlchemy URL (`postgresql+asyncpg://…`) as a DSN asyncpg accepts."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def reset_postgres(url: str) -> None:
+    """Drop everything in schema `public` of the database at `url`."""
+    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await conn.close()
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+
+async def _postgres_admin_url(url: str) -> str | None:
+    """`url` if its server answers (its database, else `postgres`); None if unreachable."""
+    for candidate in (make_url(url), make_url(url).set(database="postgres")):
+        try:
+            conn = await asyncpg.connect(asyncpg_dsn(candidate), timeout=2)
+        except asyncpg.InvalidCatalogNameError:
+            continue
+        except (OSError, TimeoutError, asyncpg.CannotConnectNowError):
+            return None
+        await conn.close()
+        return candidate.render_as_string(hide_password=False)
+    pytest.fail(f"{POSTGRES_ENV}: neither the database of {url} nor `postgres` exists")
+
+
+def _postgres_bin_dir() -> Path:
+    candidates: list[Path] = []
+    if found := shutil.which("initdb"):
+        candidates.append(Path(found).resolve().parent)
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True
+    )
+    candidates.extend(versions)
+    for d in candidates:
+        if (d / "initdb").exists() and (d / "pg_ctl").exists():
+            return d
+    pytest.fail(
+        "PostgreSQL is not reachable and initdb/pg_ctl are not installed: run `make setup` "
+        f"(scripts/services.sh) or set {POSTGRES_ENV}"
+    )
+
+
+def _as_postgres_user(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: run `cmd` as the `postgres` user then."""
+    if os.geteuid() != 0:
+        return cmd
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.fail("running as root and there is no `postgres` user to run initdb as")
+    return ["runuser", "-u", "postgres", "--", *cmd]
+
+
+def _run(cmd: list[str], what: str, log: Path | None = None) -> None:
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    if result.returncode != 0:
+        extra = log.read_text(errors="replace") if log and log.exists() else ""
+        pytest.fail(f"{what} failed ({result.returncode}):\n{result.stdout}{result.stderr}{extra}")
+
+
+@pytest.fixture(scope="session")
+def _postgres_server() -> Iterator[str]:
+    """An admin URL of a reachable server: the configured one, or a throwaway cluster."""
+    url = os.environ.get(POSTGRES_ENV, POSTGRES_DEFAULT)
+    admin = run_async(_postgres_admin_url(url))
+    if admin is not None:
+        yield admin
+        return
+    bin_dir = _postgres_bin_dir()
+    base = Path(tempfile.mkdtemp(prefix="dialer-pg-"))
+    data, log = base / "data", base / "server.log"
+    try:
+        if os.geteuid() == 0:
+            shutil.chown(base, "postgres", "postgres")
+        init = [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"]
+        _run(_as_postgres_user([*init, "--no-sync", "-E", "UTF8", "--no-locale"]), "initdb")
+        port = free_port()
+        options = f"-p {port} -h 127.0.0.1 -k {base} -c fsync=off -c full_page_writes=off"
+        ctl = [str(bin_dir / "pg_ctl"), "-D", str(data)]
+        start = [*ctl, "-l", str(log), "-w", "-t", "60", "-o", options, "start"]
+        _run(_as_postgres_user(start), "pg_ctl start", log)
+        try:
+            yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+        finally:
+            _run(_as_postgres_user([*ctl, "-m", "immediate", "-w", "stop"]), "pg_ctl stop")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def _execute(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(_postgres_server: str) -> Iterator[str]:
+    """URL of a database created for this test session and dropped after it."""
+    name = f"dialer_test_{os.getpid()}_{secrets.token_hex(4)}"
+    run_async(_execute(_postgres_server, f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(_postgres_server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        run_async(_execute(_postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# --- Redis --------------------------------------------------------------------------------
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2) as client:
+            return bool(client.ping())
+    except (redis.ConnectionError, redis.TimeoutError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A reachable Redis (database 15 by default), or one started for the session.
+
+    Sessions may share the server: tests must use their own key prefixes, not FLUSHDB.
+    """
+    url = os.environ.get(REDIS_ENV, REDIS_DEFAULT)
+    if _redis_answers(url):
+        yield url
+        return
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail(f"Redis is not reachable at {REDIS_ENV} and redis-server is not installed")
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="dialer-redis-")
+    cmd = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(
+        [*cmd, "--dir", workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        started = f"redis://127.0.0.1:{port}/15"
+        deadline = time.monotonic() + 10
+        while not _redis_answers(started):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"could not start {server} on port {port}")
+            time.sleep(0.05)
+        yield started
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- Databases for the store ---------------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'dialer.db'}"
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+def db_url(request: pytest.FixtureRequest) -> str:
+    """The same test on SQLite and on PostgreSQL; the PostgreSQL schema starts empty."""
+    if request.param == "sqlite":
+        url: str = request.getfixturevalue("sqlite_url")
+        return url
+    url = request.getfixturevalue("postgres_url")
+    run_async(reset_postgres(url))
+    return url
