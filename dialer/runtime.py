@@ -77,6 +77,8 @@ class Runtime:
         run_engine: bool = True,
         run_migrations: bool = True,
     ) -> AsyncIterator[Self]:
+        # Whatever the caller passes in stays the caller's to close (one owner each).
+        owned_clock, owned_voice, owned_email = clock is None, voice is None, email is None
         clock = clock or SystemClock()
         db = Database(settings.database_url)
         bus = bus_from_url(settings.bus_url, clock)
@@ -105,8 +107,11 @@ class Runtime:
             yield cls(settings, db, bus, clock, metrics, engine, service)
         finally:
             await engine.stop()
-            await voice.close()
-            await email.close()
-            await clock.aclose()
+            if owned_voice:
+                await voice.close()
+            if owned_email:
+                await email.close()
             await bus.aclose()
             await db.aclose()
+            if owned_clock:
+                await clock.aclose()

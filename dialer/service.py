@@ -17,7 +17,13 @@ from dialer.agents import pool
 from dialer.clock import Clock
 from dialer.domain.campaign import CampaignPatch, CampaignSpec
 from dialer.domain.contacts import ContactError, normalize_phone
-from dialer.domain.states import CAMPAIGN_EDITABLE, CampaignAction, CampaignState
+from dialer.domain.states import (
+    ATTEMPT_LIVE,
+    CAMPAIGN_EDITABLE,
+    AttemptStatus,
+    CampaignAction,
+    CampaignState,
+)
 from dialer.engine import control
 from dialer.engine.engine import Engine
 from dialer.errors import InvalidState, ValidationFailed, VersionMismatch
@@ -293,14 +299,14 @@ class Service:
             )
 
     async def in_flight(self, campaign_id: str) -> list[Attempt]:
-        from dialer.domain.states import ATTEMPT_LIVE
-
+        """Attempts handed to a channel and not final. A `created` attempt is not in
+        flight: after the fence it is one that will never be handed over (it is deleted)."""
         async with self.db.session() as s:
             rows = await s.scalars(
                 select(Attempt)
                 .where(
                     Attempt.campaign_id == campaign_id,
-                    Attempt.status.in_(tuple(ATTEMPT_LIVE)),
+                    Attempt.status.in_(tuple(ATTEMPT_LIVE - {AttemptStatus.CREATED})),
                 )
                 .order_by(Attempt.id)
             )

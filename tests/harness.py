@@ -18,6 +18,7 @@ from dialer.clock import FakeClock
 from dialer.config import Settings
 from dialer.domain.states import AgentState
 from dialer.runtime import Runtime
+from tests.recording import RecordingVoice
 
 ADMIN = "admin:test"
 
@@ -26,7 +27,8 @@ ADMIN = "admin:test"
 class Harness:
     rt: Runtime
     clock: FakeClock
-    voice: SimulatedVoice
+    sim: SimulatedVoice
+    voice: RecordingVoice
     email: MaildirEmail
 
     @property
@@ -105,10 +107,20 @@ async def harness(
     start: float = MONDAY_10_NY,
 ) -> AsyncIterator[Harness]:
     clock = FakeClock(start)
-    voice = SimulatedVoice(clock, profile or SimProfile(), seed=seed, time_scale=time_scale)
+    sim = SimulatedVoice(clock, profile or SimProfile(), seed=seed, time_scale=time_scale)
+    async with open_runtime(db_url, tmp_path, clock, sim) as h:
+        yield h
+
+
+@asynccontextmanager
+async def open_runtime(
+    db_url: str, tmp_path: Path, clock: FakeClock, sim: SimulatedVoice, worker: str = "w1"
+) -> AsyncIterator[Harness]:
+    """One worker process over a database and a carrier that both outlive it."""
+    voice = RecordingVoice(sim)
     email = MaildirEmail(tmp_path / "maildir", clock)
-    settings = Settings(database_url=db_url, worker_id="test-worker", tick_seconds=1.0)
+    settings = Settings(database_url=db_url, worker_id=worker, tick_seconds=1.0)
     async with Runtime.open(
         settings, clock=clock, voice=voice, email=email, run_engine=False
     ) as rt:
-        yield Harness(rt, clock, voice, email)
+        yield Harness(rt, clock, sim, voice, email)

@@ -99,6 +99,13 @@ def _lognormal(rng: random.Random, mean: float, floor: float, sigma: float) -> f
 
 
 class SimulatedVoice:
+    """The `VoiceChannel` of the demo and the benchmarks.
+
+    `record` is the carrier's call log (carrier id -> `SimCall`), `counts` its counters.
+    `time_scale` divides every duration (reported durations too); `math.inf` makes them all 0.
+    `calls_per_second` is the account's rate in clock time, not scaled.
+    """
+
     name = "simulated"
 
     def __init__(
@@ -264,16 +271,8 @@ class SimulatedVoice:
         duration_seconds: float | None = None,
         error: str | None = None,
     ) -> None:
-        at = self._clock.now()
-        event = CallEvent(
-            call.request.attempt_id,
-            call.carrier_id,
-            status,
-            at,
-            answered_by,
-            duration_seconds,
-            error,
-        )
+        ids, at = (call.request.attempt_id, call.carrier_id), self._clock.now()
+        event = CallEvent(*ids, status, at, answered_by, duration_seconds, error)
         call.timeline.append(event)
         if status in ATTEMPT_FINAL:
             call.phase = Phase.DONE

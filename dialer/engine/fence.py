@@ -47,6 +47,10 @@ class Fence:
             and view.version == version
         )
 
+    def busy(self, campaign_id: str) -> int:
+        """Dispatches of the campaign past their check and not yet handed over."""
+        return self._busy.get(campaign_id, 0)
+
     @asynccontextmanager
     async def section(self, campaign_id: str, version: int) -> AsyncIterator[bool]:
         """Yields whether the dispatch may go ahead; holds the section until it exits."""

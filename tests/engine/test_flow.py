@@ -24,10 +24,12 @@ async def test_campaign_runs_to_completion(db_url: str, tmp_path: Path) -> None:
                 break
         assert c.state == CampaignState.COMPLETED
         stats = await h.service.stats(c.id)
-        record = list(h.voice.record.values())
+        record = list(h.sim.record.values())
         assert stats.calls.dialed == len(record)
         assert stats.leads["completed"] == 12
         assert stats.emails.sent == 12
         assert stats.calls.in_flight == 0
-        answered = [call for call in record if any(e.status == "in_progress" for e in call.timeline)]
+        answered = [
+            call for call in record if any(e.status == "in_progress" for e in call.timeline)
+        ]
         assert stats.calls.answered == len(answered)

@@ -1,0 +1,183 @@
+"""Dispatch throughput of the real engine, next to the bare claim statement on the same db.
+
+Engine: a FakeClock, the simulated carrier at time_scale=inf (every call ends as soon as the
+clock moves), an agentless voice campaign (capacity 200, 100 calls/s) and an email-only
+campaign (Maildir in a temp dir). The loop is `engine.tick()` + `clock.advance(1)` until N
+leads have been handed to a channel; attempts/s is N over the loop's wall-clock time, carrier
+callbacks and their database writes included.
+
+Raw claim: the engine's own claim statement (dialer.store.leads.claim: UPDATE leads ... WHERE
+id IN (SELECT ... LIMIT n) RETURNING ...), batch after batch, each in its own transaction,
+over N other leads until none is left; rows/s and the engine/raw ratio.
+
+    .venv/bin/python bench/dispatch.py --leads 2000 --backends sqlite --channels email
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import (
+    ADMIN,
+    MONDAY_10_NY,
+    add_backend_args,
+    backends,
+    bulk_leads,
+    database,
+    email_campaign,
+    emit_json,
+    open_dialer,
+    print_table,
+    voice_campaign,
+)
+
+from dialer.channels.maildir import MaildirEmail
+from dialer.channels.simulated import SimProfile, SimulatedVoice
+from dialer.clock import FakeClock
+from dialer.engine.control import campaign_clock
+from dialer.runtime import Runtime
+from dialer.store import leads as lead_store
+
+CHANNELS = ("voice", "email")
+STALL_TICKS = 50  # ticks in a row that dispatch nothing: something is wrong, stop
+
+
+async def engine_loop(rt: Runtime, clock: FakeClock, campaign_id: str, n: int) -> dict[str, Any]:
+    await rt.service.start(campaign_id, actor=ADMIN)
+    dispatched = ticks = idle = 0
+    t0 = time.perf_counter()
+    while dispatched < n and idle < STALL_TICKS:
+        report = await rt.engine.tick()
+        dispatched += report.dispatched
+        ticks += 1
+        idle = 0 if report.dispatched else idle + 1
+        await clock.advance(1.0)
+    wall = time.perf_counter() - t0
+    if dispatched < n:
+        raise RuntimeError(f"engine stalled: {dispatched} of {n} dispatched in {ticks} ticks")
+    return {"dispatched": dispatched, "ticks": ticks, "seconds": wall, "per_s": dispatched / wall}
+
+
+async def raw_claim(rt: Runtime, campaign_id: str, batch: int, check_dnc: bool) -> dict[str, Any]:
+    c = await rt.service.start(campaign_id, actor=ADMIN)
+    now = rt.clock.now()
+    req = lead_store.ClaimRequest(
+        campaign_id=c.id,
+        version=c.version,
+        worker_id="bench-raw",
+        steps=[0],
+        limit=batch,
+        now=now,
+        due_before=campaign_clock(c).now(now),
+        lease_until=now + 3600,
+        check_dnc=check_dnc,
+    )
+    claimed = batches = 0
+    t0 = time.perf_counter()
+    while True:
+        async with rt.db.begin() as conn:
+            rows = await lead_store.claim(conn, req, skip_locked=not rt.db.is_sqlite)
+        if not rows:
+            break
+        claimed += len(rows)
+        batches += 1
+    wall = time.perf_counter() - t0
+    return {"claimed": claimed, "batches": batches, "seconds": wall, "per_s": claimed / wall}
+
+
+async def measure(backend: str, channel: str, args: argparse.Namespace) -> dict[str, Any]:
+    clock = FakeClock(MONDAY_10_NY)
+    profile = SimProfile(answer_rate=args.answer_rate, machine_rate=0.1)
+    voice = SimulatedVoice(clock, profile, seed=7, time_scale=math.inf)
+    async with database(backend, args.postgres_url) as url:
+        with tempfile.TemporaryDirectory(prefix="dialer-bench-") as tmp:
+            email = MaildirEmail(Path(tmp) / "maildir", clock)
+            async with open_dialer(
+                url, clock=clock, voice=voice, email=email, email_batch=args.batch
+            ) as rt:
+                make = voice_campaign if channel == "voice" else email_campaign
+                main = await rt.service.create_campaign(make(name="engine"), actor=ADMIN)
+                raw = await rt.service.create_campaign(make(name="raw claim"), actor=ADMIN)
+                for c in (main, raw):
+                    await bulk_leads(rt.db, c.id, args.leads, clock.now())
+                engine = await engine_loop(rt, clock, main.id, args.leads)
+                claim = await raw_claim(rt, raw.id, args.batch, check_dnc=channel == "voice")
+                sent = (
+                    voice.counts["dialed"]
+                    if channel == "voice"
+                    else len(list(email.root.iterdir()))
+                )
+    return {
+        "backend": backend,
+        "channel": channel,
+        "leads": args.leads,
+        "engine_per_s": engine["per_s"],
+        "engine_s": engine["seconds"],
+        "ticks": engine["ticks"],
+        "raw_per_s": claim["per_s"],
+        "raw_s": claim["seconds"],
+        "raw_claimed": claim["claimed"],
+        "ratio": engine["per_s"] / claim["per_s"],
+        "channel_count": sent,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--leads", type=int, default=20_000, help="leads to dispatch (N)")
+    parser.add_argument("--channels", default="voice,email", help="comma list of voice, email")
+    parser.add_argument("--batch", type=int, default=100, help="email batch and raw claim size")
+    parser.add_argument("--answer-rate", type=float, default=0.3, help="simulated human answers")
+    add_backend_args(parser)
+    args = parser.parse_args()
+    channels = [c.strip() for c in args.channels.split(",") if c.strip()]
+    if set(channels) - set(CHANNELS):
+        raise SystemExit(f"--channels: use {', '.join(CHANNELS)}")
+    results: list[dict[str, Any]] = []
+    for backend in backends(args.backends):
+        for channel in channels:
+            r = await measure(backend, channel, args)
+            results.append(r)
+            print(
+                f"{backend} {channel}: engine {r['engine_per_s']:,.0f}/s, "
+                f"raw claim {r['raw_per_s']:,.0f} rows/s",
+                flush=True,
+            )
+    print()
+    print(f"dispatch of {args.leads:,} leads (FakeClock, simulated carrier at time_scale=inf)")
+    print_table(
+        [
+            "backend",
+            "channel",
+            "engine att/s",
+            "engine s",
+            "ticks",
+            "raw claim rows/s",
+            "raw s",
+            "engine/raw",
+        ],
+        [
+            [
+                r["backend"],
+                r["channel"],
+                r["engine_per_s"],
+                r["engine_s"],
+                r["ticks"],
+                r["raw_per_s"],
+                r["raw_s"],
+                f"{r['ratio']:.3f}",
+            ]
+            for r in results
+        ],
+    )
+    emit_json("dispatch", leads=args.leads, batch=args.batch, results=results)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,161 @@
+"""Pause means nothing more goes out; resume means exactly where we left off (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from pathlib import Path
+
+from sqlalchemy import event, select
+
+from dialer.channels.simulated import SimProfile
+from dialer.domain.states import AttemptStatus, CampaignState
+from dialer.store.models import Attempt, Lead
+from tests.harness import ADMIN, Harness, harness, leads
+
+BUSY = SimProfile(answer_rate=0.0, machine_rate=0.0, busy_rate=1.0, fail_rate=0.0)
+
+
+async def agentless(h: Harness, n: int, **pacing: object) -> str:
+    c = await h.campaign(
+        sequence=[{"channel": "voice", "max_attempts": 20, "retry_delay_seconds": 0}],
+        pacing={"mode": "agentless", "agentless_capacity": 10, "calls_per_second": 100, **pacing},
+    )
+    await h.service.leads.add(c.id, leads(n))
+    await h.service.start(c.id, actor=ADMIN)
+    return str(c.id)
+
+
+async def test_no_dispatch_after_pause_returns(db_url: str, tmp_path: Path) -> None:
+    """Many pause/resume cycles with the engine ticking flat out beside them."""
+    async with harness(db_url, tmp_path, profile=BUSY, time_scale=math.inf) as h:
+        cid = await agentless(h, 60)
+        stop = asyncio.Event()
+
+        async def load() -> None:
+            while not stop.is_set():
+                await h.tick()
+                await h.advance(0.5)
+
+        loader = asyncio.create_task(load())
+        try:
+            for _ in range(8):
+                before = len(h.voice.of(cid))
+                for _ in range(50):  # wait (bounded) until the load really dials
+                    if len(h.voice.of(cid)) > before:
+                        break
+                    await h.tick()
+                assert len(h.voice.of(cid)) > before, "no load before the pause"
+                result = await h.service.pause(cid, actor=ADMIN)
+                assert result.campaign.state == CampaignState.PAUSED
+                acked = len(h.voice.of(cid))
+                for _ in range(5):
+                    await h.tick()
+                    await h.advance(1)
+                assert len(h.voice.of(cid)) == acked, "a call went out after pause returned"
+                await h.service.resume(cid, actor=ADMIN)
+        finally:
+            stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loader
+
+
+async def test_pause_cancels_queued_calls_and_reports_in_flight(
+    db_url: str, tmp_path: Path
+) -> None:
+    profile = SimProfile(answer_rate=0.0, machine_rate=0.0, busy_rate=0.0, fail_rate=0.0)
+    async with harness(db_url, tmp_path, profile=profile) as h:
+        cid = await agentless(h, 5)
+        await h.tick()  # five calls handed to the carrier, queued there for 0.5 s
+        dialled = h.voice.of(cid)
+        assert len(dialled) == 5
+        result = await h.service.pause(cid, actor=ADMIN, reason="supervisor break")
+        assert sorted(a.id for a in result.in_flight) == sorted(int(d.attempt_id) for d in dialled)
+        assert len(h.voice.cancels) == 5
+        await h.advance(60)
+        async with h.rt.db.session() as s:
+            attempts = (await s.scalars(select(Attempt))).all()
+            assert {a.status for a in attempts} == {AttemptStatus.CANCELED}
+            assert {a.rang for a in attempts} == {False}
+            # A call we cancelled uses no try: the lead redials the same step on resume.
+            assert {lead.tries for lead in (await s.scalars(select(Lead))).all()} == {0}
+        assert len(h.voice.of(cid)) == 5
+        await h.service.resume(cid, actor=ADMIN)
+        await h.tick()
+        redials = h.voice.of(cid)[5:]
+        assert len(redials) == 5
+        assert {d.idempotency_key for d in redials}.isdisjoint({d.idempotency_key for d in dialled})
+
+
+async def test_pause_leaves_ringing_calls_to_ring(db_url: str, tmp_path: Path) -> None:
+    profile = SimProfile(answer_rate=0.0, machine_rate=0.0, busy_rate=0.0, fail_rate=0.0)
+    async with harness(db_url, tmp_path, profile=profile) as h:
+        cid = await agentless(h, 3)
+        await h.tick()
+        await h.advance(2)  # out of the carrier's queue: ringing
+        result = await h.service.pause(cid, actor=ADMIN)
+        assert len(result.in_flight) == 3
+        assert {a.status for a in result.in_flight} == {AttemptStatus.RINGING}
+        await h.advance(60)  # they ring out (no answer), never cut
+        async with h.rt.db.session() as s:
+            statuses = {a.status for a in (await s.scalars(select(Attempt))).all()}
+        assert statuses == {AttemptStatus.NO_ANSWER}
+        stats = await h.service.stats(cid)
+        assert stats.calls.received == 3 and stats.calls.in_flight == 0
+
+
+async def test_pause_and_resume_write_no_lead(db_url: str, tmp_path: Path) -> None:
+    """O(1) in leads: the same statements for 10 and for 400 leads, none touching leads."""
+    counts = []
+    for n in (10, 400):
+        async with harness(db_url, tmp_path / str(n)) as h:
+            cid = await agentless(h, n)
+            statements: list[str] = []
+
+            def capture(_c: object, _cur: object, sql: str, *_a: object) -> None:
+                statements.append(sql)
+
+            event.listen(h.rt.db.engine.sync_engine, "before_cursor_execute", capture)
+            await h.service.pause(cid, actor=ADMIN)
+            await h.service.resume(cid, actor=ADMIN)
+            event.remove(h.rt.db.engine.sync_engine, "before_cursor_execute", capture)
+            writes = [
+                s
+                for s in statements
+                if s.lstrip()
+                .upper()
+                .startswith(("UPDATE LEADS", "INSERT INTO LEADS", "DELETE FROM LEADS"))
+            ]
+            assert writes == []
+            counts.append(len(statements))
+    assert counts[0] == counts[1]
+
+
+async def test_work_claimed_before_pause_is_not_dialled_after(db_url: str, tmp_path: Path) -> None:
+    """The race the fence exists for: a tick claimed ten leads, its first dial is with the
+    carrier when the pause comes. The pause waits for that dial only; the nine others are
+    never handed over, and only the first is reported in flight."""
+    async with harness(db_url, tmp_path, profile=BUSY) as h:
+        cid = await agentless(h, 10)
+        gate = h.voice.gate = asyncio.Event()
+        tick = asyncio.create_task(h.tick())
+        await h.voice.at_gate.wait()
+        pause = asyncio.create_task(h.service.pause(cid, actor=ADMIN))
+        for _ in range(10_000):  # bounded: until the pause waits at the fence
+            await asyncio.sleep(0)
+            c = await h.service.get_campaign(cid)
+            if c.state == CampaignState.PAUSED:
+                break
+        assert c.state == CampaignState.PAUSED
+        assert not pause.done(), "pause returned while a dial past the fence was unfinished"
+        gate.set()
+        result = await pause
+        await tick
+        assert [d.attempt_id for d in h.voice.of(cid)] == [h.voice.dials[0].attempt_id]
+        assert [str(a.id) for a in result.in_flight] == [h.voice.dials[0].attempt_id]
+        async with h.rt.db.session() as s:
+            assert len((await s.scalars(select(Attempt))).all()) == 1
+            pending = (await s.scalars(select(Lead).where(Lead.status == "pending"))).all()
+            assert len(pending) == 9
+            assert {lead.seq for lead in pending} == {0}

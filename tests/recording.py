@@ -1,0 +1,57 @@
+"""A voice channel that records every hand-off, delegating to a real one (injected, like
+twilio's recording client in its own tests)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from dialer.channels.base import CallEvent, CallEventSink, DialRequest, VoiceChannel
+
+
+class Crash(BaseException):
+    """The worker process dies (not an Exception: nothing in the engine may catch it)."""
+
+
+@dataclass
+class RecordingVoice:
+    inner: VoiceChannel
+    dials: list[DialRequest] = field(default_factory=list)
+    cancels: list[str] = field(default_factory=list)
+    crash_after_dial: bool = False
+    gate: asyncio.Event | None = None  # when set up, the next dial waits for it to open
+    at_gate: asyncio.Event = field(default_factory=asyncio.Event)
+    name: str = "simulated"
+
+    def set_sink(self, sink: CallEventSink) -> None:
+        self.inner.set_sink(sink)
+
+    async def dial(self, request: DialRequest) -> str:
+        self.dials.append(request)
+        if self.gate is not None:
+            gate, self.gate = self.gate, None
+            self.at_gate.set()
+            await gate.wait()
+        carrier_id = await self.inner.dial(request)
+        if self.crash_after_dial:
+            raise Crash("worker killed after the carrier took the call")
+        return carrier_id
+
+    async def cancel(self, carrier_id: str) -> bool:
+        self.cancels.append(carrier_id)
+        return await self.inner.cancel(carrier_id)
+
+    async def bridge(self, carrier_id: str, agent_id: str) -> None:
+        await self.inner.bridge(carrier_id, agent_id)
+
+    async def hangup(self, carrier_id: str, *, message: str | None = None) -> None:
+        await self.inner.hangup(carrier_id, message=message)
+
+    async def lookup(self, idempotency_key: str) -> CallEvent | None:
+        return await self.inner.lookup(idempotency_key)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    def of(self, campaign_id: str) -> list[DialRequest]:
+        return [d for d in self.dials if d.campaign_id == campaign_id]
