@@ -19,12 +19,17 @@ class RecordingVoice:
     dials: list[DialRequest] = field(default_factory=list)
     cancels: list[str] = field(default_factory=list)
     crash_after_dial: bool = False
+    lose_callbacks: bool = False  # the carrier's reports never reach this worker
     gate: asyncio.Event | None = None  # when set up, the next dial waits for it to open
     at_gate: asyncio.Event = field(default_factory=asyncio.Event)
     name: str = "simulated"
 
     def set_sink(self, sink: CallEventSink) -> None:
-        self.inner.set_sink(sink)
+        async def deliver(event: CallEvent) -> None:
+            if not self.lose_callbacks:
+                await sink(event)
+
+        self.inner.set_sink(deliver)
 
     async def dial(self, request: DialRequest) -> str:
         self.dials.append(request)

@@ -164,7 +164,7 @@ class Dispatcher:
             if self._skip_missed(s, c, spec, lead, now):
                 continue
             channel = Channel(spec.sequence[lead.step].channel)
-            if channel is Channel.VOICE:
+            if channel == Channel.VOICE:
                 opens = next_allowed(
                     schedule, lead.timezone, datetime.fromtimestamp(now, UTC), voice=True
                 )
@@ -256,7 +256,7 @@ class Dispatcher:
                 await self._abort(p)
                 self.d.metrics.dispatch.labels(p.channel, "fenced").inc()
                 return 0
-            if p.channel is Channel.VOICE:
+            if p.channel == Channel.VOICE:
                 await self._dial(p, spec)
             else:
                 await self._send(p, spec)

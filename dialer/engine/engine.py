@@ -18,7 +18,7 @@ from sqlalchemy import select
 from dialer.agents import pool
 from dialer.bus.base import ControlMessage
 from dialer.channels.base import CallEvent
-from dialer.domain.campaign import CampaignSpec
+from dialer.domain.campaign import CampaignSpec, Channel
 from dialer.domain.states import (
     ATTEMPT_LIVE,
     AttemptStatus,
@@ -264,7 +264,7 @@ class Engine:
                     version=c.version,
                     lead_id=lead_id,
                     prior_status=lead_status,
-                    channel=spec.sequence[step].channel,  # type: ignore[arg-type]
+                    channel=Channel(spec.sequence[step].channel),
                     step=step,
                     lead=contact,
                 ),

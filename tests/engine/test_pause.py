@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import event, select
@@ -13,6 +14,16 @@ from dialer.channels.simulated import SimProfile
 from dialer.domain.states import AttemptStatus, CampaignState
 from dialer.store.models import Attempt, Lead
 from tests.harness import ADMIN, Harness, harness, leads
+
+LEAD_WRITES = ("UPDATE LEADS", "INSERT INTO LEADS", "DELETE FROM LEADS")
+
+
+def _capture_into(statements: list[str]) -> Callable[..., None]:
+    def capture(_c: object, _cur: object, sql: str, *_a: object) -> None:
+        statements.append(sql)
+
+    return capture
+
 
 BUSY = SimProfile(answer_rate=0.0, machine_rate=0.0, busy_rate=1.0, fail_rate=0.0)
 
@@ -112,21 +123,13 @@ async def test_pause_and_resume_write_no_lead(db_url: str, tmp_path: Path) -> No
         async with harness(db_url, tmp_path / str(n)) as h:
             cid = await agentless(h, n)
             statements: list[str] = []
-
-            def capture(_c: object, _cur: object, sql: str, *_a: object) -> None:
-                statements.append(sql)
+            capture = _capture_into(statements)
 
             event.listen(h.rt.db.engine.sync_engine, "before_cursor_execute", capture)
             await h.service.pause(cid, actor=ADMIN)
             await h.service.resume(cid, actor=ADMIN)
             event.remove(h.rt.db.engine.sync_engine, "before_cursor_execute", capture)
-            writes = [
-                s
-                for s in statements
-                if s.lstrip()
-                .upper()
-                .startswith(("UPDATE LEADS", "INSERT INTO LEADS", "DELETE FROM LEADS"))
-            ]
+            writes = [s for s in statements if s.lstrip().upper().startswith(LEAD_WRITES)]
             assert writes == []
             counts.append(len(statements))
     assert counts[0] == counts[1]
