@@ -7,7 +7,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
 from sqlalchemy import select
 
 from dialer.channels.simulated import SimProfile

@@ -90,7 +90,7 @@ async def test_row_with_several_errors_names_each_field(h: Harness) -> None:
 
 async def test_row_that_is_not_an_object(h: Harness) -> None:
     c = await h.campaign()
-    result = await h.service.leads.add(c.id, [good(1), ["+12125550002"], good(3)])  # type: ignore[list-item]
+    result = await h.service.leads.add(c.id, [good(1), ["+12125550002"], good(3)])
     assert (result.accepted, fields(result)) == (2, {2: ["row"]})
 
 

@@ -1,0 +1,135 @@
+"""Agents: engaged with one campaign at a time, released by a pause (on-call ones after
+wrap-up), then free to serve another campaign they are assigned to (DESIGN.md §3.4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from dialer.channels.simulated import SimProfile
+from dialer.domain.states import AgentState, CampaignState
+from dialer.store.models import Attempt
+from tests.harness import ADMIN, Harness, harness, leads
+
+ANSWER = SimProfile(
+    answer_rate=1.0,
+    machine_rate=0.0,
+    busy_rate=0.0,
+    fail_rate=0.0,
+    ring_mean=4.0,
+    ring_min=3.0,
+    talk_mean=300.0,
+    talk_min=200.0,
+)
+
+
+async def agents_by_id(h: Harness) -> dict[str, tuple[str, str | None]]:
+    return {a.id: (a.state, a.campaign_id) for a in await h.service.agents.all()}
+
+
+async def test_pause_releases_agents_to_another_campaign(db_url: str, tmp_path: Path) -> None:
+    async with harness(db_url, tmp_path, profile=ANSWER) as h:
+        await h.agents("a1", "a2")
+        voice = [{"channel": "voice", "max_attempts": 1}]
+        first = await h.campaign(name="First", sequence=voice, agent_ids=["a1", "a2"])
+        second = await h.campaign(name="Second", sequence=voice, agent_ids=["a1", "a2"])
+        await h.service.leads.add(first.id, leads(1))
+        await h.service.leads.add(second.id, leads(5, start=100))
+        await h.service.start(first.id, actor=ADMIN)
+        await h.tick()  # both engaged with the first campaign; one call placed (one lead)
+        assert await agents_by_id(h) == {
+            "a1": (AgentState.AVAILABLE, first.id),
+            "a2": (AgentState.AVAILABLE, first.id),
+        }
+        await h.service.start(second.id, actor=ADMIN)
+        await h.advance(10)  # answered, bridged to an agent
+        await h.tick()
+        states = await agents_by_id(h)
+        on_call = [a for a, (state, _) in states.items() if state == AgentState.ON_CALL]
+        assert len(on_call) == 1
+        idle = "a2" if on_call == ["a1"] else "a1"
+
+        result = await h.service.pause(first.id, actor=ADMIN)
+        assert result.released_agents == [idle]
+        queue = await h.service.agents.queue(idle)
+        assert queue.campaign_id is None and queue.upcoming == []
+        await h.tick()  # the released agent serves the second campaign
+        assert (await agents_by_id(h))[idle][1] == second.id
+        assert (await agents_by_id(h))[on_call[0]] == (AgentState.ON_CALL, first.id)
+
+        await h.advance(400)  # the call ends; wrap-up runs (5 s)
+        await h.tick()
+        await h.advance(6)
+        await h.tick()
+        await h.tick()
+        _, campaign = (await agents_by_id(h))[on_call[0]]
+        assert campaign == second.id, "on-call agent not released after wrap-up"
+        stats = await h.service.stats(first.id)
+        assert stats.calls.answered == 1 and stats.calls.abandoned == 0
+
+
+async def test_agent_held_for_a_ringing_call_of_a_paused_campaign(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A call ringing at pause time is not cut; if it is answered, an agent held for it
+    takes it, so the pause never abandons it."""
+    async with harness(db_url, tmp_path, profile=ANSWER) as h:
+        await h.agents("a1")
+        c = await h.campaign(sequence=[{"channel": "voice", "max_attempts": 1}], agent_ids=["a1"])
+        await h.service.leads.add(c.id, leads(1))
+        await h.service.start(c.id, actor=ADMIN)
+        await h.tick()
+        await h.advance(1)  # out of the carrier queue: ringing
+        result = await h.service.pause(c.id, actor=ADMIN)
+        assert result.released_agents == []
+        assert await agents_by_id(h) == {"a1": (AgentState.RESERVED, c.id)}
+        await h.advance(10)  # answered
+        await h.tick()
+        assert await agents_by_id(h) == {"a1": (AgentState.ON_CALL, c.id)}
+        stats = await h.service.stats(c.id)
+        assert stats.calls.answered == 1 and stats.calls.abandoned == 0
+
+
+async def test_answer_without_a_free_agent_is_abandoned_after_two_seconds(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with harness(db_url, tmp_path, profile=ANSWER) as h:
+        await h.agents("a1")
+        c = await h.campaign(
+            sequence=[{"channel": "voice", "max_attempts": 2, "retry_delay_seconds": 60}],
+            agent_ids=["a1"],
+            pacing={"mode": "power", "lines_per_agent": 3.0, "calls_per_second": 10},
+        )
+        await h.service.leads.add(c.id, leads(3))
+        await h.service.start(c.id, actor=ADMIN)
+        await h.tick()  # three lines for one agent
+        for _ in range(40):  # 20 s in half-second steps
+            await h.advance(0.5)
+            await h.tick()
+            async with h.rt.db.session() as s:
+                for a in (await s.scalars(select(Attempt))).all():
+                    if a.abandoned:  # never before the two seconds of grace ran out
+                        assert a.answered_at is not None
+                        assert h.clock.now() - a.answered_at >= 2.0
+        stats = await h.service.stats(c.id)
+        assert stats.calls.answered == 3
+        assert stats.calls.abandoned == 2
+        assert stats.calls.abandon_rate == round(2 / 3, 4)
+        m = h.rt.metrics.registry.get_sample_value
+        assert m("dialer_calls_abandoned_total", {"campaign": c.id}) == 2
+        assert m("dialer_calls_answered_total", {"campaign": c.id, "answered_by": "human"}) == 3
+
+
+async def test_offline_agent_is_never_engaged(db_url: str, tmp_path: Path) -> None:
+    async with harness(db_url, tmp_path, profile=ANSWER) as h:
+        await h.agents("a1", state=AgentState.OFFLINE)
+        c = await h.campaign(sequence=[{"channel": "voice"}], agent_ids=["a1"])
+        await h.service.leads.add(c.id, leads(2))
+        await h.service.start(c.id, actor=ADMIN)
+        await h.tick()
+        assert h.voice.dials == []
+        await h.service.agents.set_state("a1", "available", actor="agent:a1")
+        await h.tick()
+        assert len(h.voice.dials) == 1  # progressive: one line for one free agent
+        assert (await h.service.get_campaign(c.id)).state == CampaignState.RUNNING
