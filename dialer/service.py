@@ -5,6 +5,7 @@ The API's handlers are thin calls into this class; so are the CLI and the tests.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ from dialer.store import events
 from dialer.store.db import Database
 from dialer.store.models import Attempt, Campaign, Event
 from dialer.store.stats import CampaignStats, campaign_stats
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +332,17 @@ class Service:
             )
         if change.changed:
             await self.engine.announce(change.campaign)
+            c = change.campaign
+            log.info(
+                "campaign.state",
+                extra={
+                    "campaign": c.id,
+                    "from": str(change.from_state),
+                    "to": c.state,
+                    "version": c.version,
+                    "actor": actor,
+                },
+            )
         return change
 
     async def _step(

@@ -53,13 +53,17 @@ class LeadIn(BaseModel):
 class ImportResult:
     accepted: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
-    lead_ids: list[int] = field(default_factory=list)
+
+
+def _blank(value: Any) -> bool:
+    """A missing value: None, or a string of only spaces (an empty CSV cell)."""
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _clean(raw: dict[str, Any], spec: CampaignSpec) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """One row, validated and normalised; or the list of its errors by field."""
     try:
-        row = LeadIn.model_validate({k: v for k, v in raw.items() if v not in ("", None)})
+        row = LeadIn.model_validate({k: v for k, v in raw.items() if not _blank(v)})
     except ValidationError as exc:
         return {}, [
             {"field": ".".join(str(p) for p in e["loc"]) or "row", "message": e["msg"]}

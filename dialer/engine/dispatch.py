@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialer.agents import pool
 from dialer.channels.base import ChannelError, DialRequest, EmailMessage
 from dialer.domain.campaign import CampaignSpec, Channel, ResumePolicy
+from dialer.domain.contacts import mask_phone
 from dialer.domain.pacing import PacingInput, dials_to_place, email_batch
 from dialer.domain.states import AttemptStatus, LeadStatus
 from dialer.domain.timeline import missed_during_pause
@@ -294,6 +295,15 @@ class Dispatcher:
                 attempt.updated_at = now
         self.d.metrics.dispatch.labels("voice", "ok").inc()
         self.d.metrics.calls_dialed.labels(p.campaign_id).inc()
+        log.info(
+            "attempt.dispatched",
+            extra={
+                "campaign": p.campaign_id,
+                "attempt": p.attempt_id,
+                "channel": "voice",
+                "to": mask_phone(req.to),
+            },
+        )
 
     async def _send(self, p: Prepared, spec: CampaignSpec) -> None:
         step = spec.sequence[p.step]

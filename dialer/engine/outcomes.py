@@ -85,6 +85,15 @@ class Outcomes:
                 a.answered_by = ev.answered_by
             flips.answered_by = a.answered_by or "unknown"
             if new in ATTEMPT_FINAL:
+                log.info(
+                    "attempt.ended",
+                    extra={
+                        "campaign": a.campaign_id,
+                        "attempt": a.id,
+                        "status": str(new),
+                        "answered_by": a.answered_by,
+                    },
+                )
                 a.ended_at = ev.at
                 if a.answered_at is not None:
                     a.duration = ev.duration_seconds or 0.0

@@ -85,7 +85,8 @@ async def claim(conn: AsyncConnection, req: ClaimRequest, *, skip_locked: bool) 
         .returning(*CLAIM_COLUMNS)
     )
     result = await conn.execute(stmt)
-    return list(result.all())
+    # RETURNING keeps no order: hand the leads over in due order.
+    return sorted(result.all(), key=lambda r: (r.due, r.id))
 
 
 async def status_counts(conn: AsyncConnection, campaign_id: str) -> dict[str, int]:

@@ -139,10 +139,6 @@ async def test_claims_due_leads_in_due_order_up_to_the_limit(db: Database) -> No
     assert await claimed_ids(db, request(worker_id="w2")) == sorted([ids[0], ids[5]])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG dialer/store/leads.py:87-88: UPDATE ... RETURNING gives rows in no defined order",
-)
 async def test_claimed_rows_come_back_in_due_order(db: Database) -> None:
     dues = [400.0, 100.0, 300.0, 200.0, 100.0]
     await add(db, *(lead(i, due=d) for i, d in enumerate(dues)))

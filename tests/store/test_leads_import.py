@@ -94,11 +94,6 @@ async def test_row_that_is_not_an_object(h: Harness) -> None:
     assert (result.accepted, fields(result)) == (2, {2: ["row"]})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG dialer/service_leads.py:62: a blank (whitespace-only) optional cell is "
-    "validated as an empty value instead of being treated as absent",
-)
 async def test_blank_optional_cells_are_absent(h: Harness) -> None:
     c = await h.campaign(sequence=[{"channel": "voice"}])
     result = await h.service.leads.add(
