@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from dialer.store import auth_models  # noqa: F401 - registers the auth tables
 from dialer.store.models import metadata
 
 connection = context.config.attributes["connection"]

@@ -1,0 +1,1 @@
+"""The HTTP API (API.md): aiohttp routes, auth, live events, webhooks."""

@@ -1,0 +1,111 @@
+"""One error shape for every failure (API.md): {"error": {"code", "message", "details"}}."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from dialer.errors import ServiceError
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+
+def error_response(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> web.Response:
+    return web.json_response(
+        {"error": {"code": code, "message": message, "details": details or {}}}, status=status
+    )
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+
+def field_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, Any]]:
+    return [
+        {
+            "field": prefix + ".".join(str(p) for p in err["loc"])
+            if err["loc"]
+            else prefix or "body",
+            "message": err["msg"],
+        }
+        for err in exc.errors()
+    ]
+
+
+async def parse(request: web.Request, model: type[M], *, optional: bool = False) -> M:
+    """The JSON body as `model`; 400 for malformed JSON, 422 naming each bad field."""
+    raw = await request.read()
+    if not raw.strip():
+        if optional:
+            return model()
+        raise ApiError(
+            422,
+            "invalid_input",
+            "a JSON body is required",
+            {"errors": [{"field": "body", "message": "required"}]},
+        )
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "bad_json", f"the body is not JSON: {exc}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(
+            422, "invalid_input", "invalid input", {"errors": field_errors(exc)}
+        ) from None
+
+
+def query_int(request: web.Request, name: str, default: int, *, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(
+            422,
+            "invalid_input",
+            f"{name} must be an integer",
+            {"errors": [{"field": name, "message": "not an integer"}]},
+        ) from None
+    if not lo <= value <= hi:
+        raise ApiError(
+            422,
+            "invalid_input",
+            f"{name} must be in {lo}..{hi}",
+            {"errors": [{"field": name, "message": f"out of range {lo}..{hi}"}]},
+        )
+    return value
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+    except ServiceError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+            exc.status, "http_error"
+        )
+        return error_response(exc.status, code, exc.reason)
+    except Exception:
+        log.exception("request.failed", extra={"path": request.path, "method": request.method})
+        return error_response(500, "internal", "internal error")

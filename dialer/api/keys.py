@@ -1,0 +1,21 @@
+"""Typed application keys: every resource the app owns (STYLE.md §7)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from dialer.accounts import Accounts
+from dialer.config import Settings
+
+if TYPE_CHECKING:
+    from dialer.api.auth import LoginLimiter
+    from dialer.api.live import LiveHub
+    from dialer.runtime import Runtime
+
+SETTINGS = web.AppKey("settings", Settings)
+RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
+ACCOUNTS = web.AppKey("accounts", Accounts)
+LIMITER: web.AppKey[LoginLimiter] = web.AppKey("limiter")
+LIVE: web.AppKey[LiveHub] = web.AppKey("live")

@@ -1,0 +1,216 @@
+"""Campaign routes (API.md: Campaigns)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from dialer.api.auth import READERS, STAFF, principal, requires
+from dialer.api.docs import doc, reply
+from dialer.api.errors import ApiError, parse, query_int
+from dialer.api.keys import RUNTIME
+from dialer.api.schemas import (
+    AtIn,
+    CampaignList,
+    CampaignOut,
+    EventList,
+    EventOut,
+    PauseAllOut,
+    PauseIn,
+    PauseOut,
+    StatsOut,
+    TerminateIn,
+    TerminateOut,
+)
+from dialer.domain.campaign import CampaignPatch, CampaignSpec
+from dialer.domain.states import CampaignState
+from dialer.service import Service
+
+routes = web.RouteTableDef()
+
+
+def service(request: web.Request) -> Service:
+    return request.app[RUNTIME].service
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    import json
+
+    raw = await request.read()
+    try:
+        data = json.loads(raw) if raw.strip() else None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "bad_json", f"the body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(
+            422,
+            "invalid_input",
+            "the body must be a JSON object",
+            {"errors": [{"field": "body", "message": "expected an object"}]},
+        )
+    return data
+
+
+@routes.post("/api/v1/campaigns")
+@requires(*STAFF)
+@doc("Create a draft campaign", body=CampaignSpec, response=CampaignOut, status=201)
+async def create(request: web.Request) -> web.Response:
+    data = await _json_object(request)
+    c = await service(request).create_campaign(data, actor=principal(request).actor)
+    return reply(CampaignOut.of(c), 201)
+
+
+@routes.get("/api/v1/campaigns")
+@requires(*READERS)
+@doc(
+    "List campaigns",
+    response=CampaignList,
+    query={"state": "string", "archived": "string"},
+)
+async def list_(request: web.Request) -> web.Response:
+    state = request.query.get("state")
+    if state is not None and state not in set(CampaignState):
+        raise ApiError(
+            422,
+            "invalid_input",
+            "unknown state",
+            {"errors": [{"field": "state", "message": f"one of {', '.join(CampaignState)}"}]},
+        )
+    archived_q = request.query.get("archived", "false")
+    archived: bool | None = {"false": False, "true": True, "all": None}.get(archived_q, False)
+    if archived_q not in ("false", "true", "all"):
+        raise ApiError(
+            422,
+            "invalid_input",
+            "archived is true, false or all",
+            {"errors": [{"field": "archived", "message": "true, false or all"}]},
+        )
+    items = await service(request).list_campaigns(state=state, archived=archived)
+    return reply(CampaignList(items=[CampaignOut.of(c) for c in items]))
+
+
+@routes.get("/api/v1/campaigns/{id}")
+@requires(*READERS)
+@doc("One campaign", response=CampaignOut)
+async def get(request: web.Request) -> web.Response:
+    c = await service(request).get_campaign(request.match_info["id"])
+    return reply(CampaignOut.of(c))
+
+
+@routes.patch("/api/v1/campaigns/{id}")
+@requires(*STAFF)
+@doc(
+    "Change a campaign's configuration (draft, scheduled or paused); If-Match: <version>",
+    body=CampaignPatch,
+    response=CampaignOut,
+    errors=(400, 401, 403, 404, 409, 412, 422),
+)
+async def patch(request: web.Request) -> web.Response:
+    if_match = request.headers.get("If-Match")
+    version: int | None = None
+    if if_match is not None:
+        try:
+            version = int(if_match.strip().strip('"').removeprefix("W/").strip('"'))
+        except ValueError:
+            raise ApiError(
+                422,
+                "invalid_input",
+                "If-Match must be a version number",
+                {"errors": [{"field": "If-Match", "message": "not an integer"}]},
+            ) from None
+    data = await _json_object(request)
+    c = await service(request).update_campaign(
+        request.match_info["id"], data, actor=principal(request).actor, if_version=version
+    )
+    return reply(CampaignOut.of(c))
+
+
+@routes.post("/api/v1/campaigns/{id}/start")
+@requires(*STAFF)
+@doc('Start now, or schedule with {"at": time}', body=AtIn, response=CampaignOut)
+async def start(request: web.Request) -> web.Response:
+    body = await parse(request, AtIn, optional=True)
+    c = await service(request).start(
+        request.match_info["id"],
+        actor=principal(request).actor,
+        at=body.at.timestamp() if body.at else None,
+    )
+    return reply(CampaignOut.of(c))
+
+
+@routes.post("/api/v1/campaigns/{id}/pause")
+@requires(*STAFF)
+@doc("Pause: nothing more goes out once this returns", body=PauseIn, response=PauseOut)
+async def pause(request: web.Request) -> web.Response:
+    body = await parse(request, PauseIn, optional=True)
+    result = await service(request).pause(
+        request.match_info["id"], actor=principal(request).actor, reason=body.reason
+    )
+    return reply(PauseOut.of(result))
+
+
+@routes.post("/api/v1/campaigns/{id}/resume")
+@requires(*STAFF)
+@doc('Resume now, or at {"at": time}', body=AtIn, response=CampaignOut)
+async def resume(request: web.Request) -> web.Response:
+    body = await parse(request, AtIn, optional=True)
+    c = await service(request).resume(
+        request.match_info["id"],
+        actor=principal(request).actor,
+        at=body.at.timestamp() if body.at else None,
+    )
+    return reply(CampaignOut.of(c))
+
+
+@routes.post("/api/v1/campaigns/{id}/terminate")
+@requires(*STAFF)
+@doc(
+    "Terminate for good: cancel, or stop after in-flight work drains",
+    body=TerminateIn,
+    response=TerminateOut,
+    other={202: TerminateOut},
+)
+async def terminate(request: web.Request) -> web.Response:
+    body = await parse(request, TerminateIn)
+    result = await service(request).terminate(
+        request.match_info["id"], confirm=body.confirm, actor=principal(request).actor
+    )
+    status = 202 if result.campaign.state == CampaignState.STOPPING else 200
+    return reply(TerminateOut.of(result), status)
+
+
+@routes.post("/api/v1/campaigns/{id}/archive")
+@requires(*STAFF)
+@doc("Hide from default lists (pauses it if running)", response=CampaignOut)
+async def archive(request: web.Request) -> web.Response:
+    c = await service(request).archive(request.match_info["id"], actor=principal(request).actor)
+    return reply(CampaignOut.of(c))
+
+
+@routes.post("/api/v1/campaigns/pause-all")
+@requires(*STAFF)
+@doc("Pause every running campaign", body=PauseIn, response=PauseAllOut)
+async def pause_all(request: web.Request) -> web.Response:
+    body = await parse(request, PauseIn, optional=True)
+    paused = await service(request).pause_all(actor=principal(request).actor, reason=body.reason)
+    return reply(PauseAllOut(paused=paused))
+
+
+@routes.get("/api/v1/campaigns/{id}/stats")
+@requires(*READERS)
+@doc("Exact figures from the database", response=StatsOut)
+async def stats(request: web.Request) -> web.Response:
+    return reply(StatsOut.of(await service(request).stats(request.match_info["id"])))
+
+
+@routes.get("/api/v1/campaigns/{id}/events")
+@requires(*READERS)
+@doc(
+    "Audit trail, oldest first", response=EventList, query={"after": "integer", "limit": "integer"}
+)
+async def events(request: web.Request) -> web.Response:
+    after = query_int(request, "after", 0, lo=0, hi=2**62)
+    limit = query_int(request, "limit", 1000, lo=1, hi=10000)
+    items = await service(request).events(request.match_info["id"], after_id=after, limit=limit)
+    return reply(EventList(items=[EventOut.of(e) for e in items]))

@@ -1,0 +1,32 @@
+"""Health and metrics: no auth (API.md: Health, Prometheus)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dialer.api.keys import RUNTIME
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    checks = {"database": await rt.db.ping(), "bus": await rt.bus.healthy()}
+    status = 200 if all(checks.values()) else 503
+    return web.json_response(
+        {"status": "ok" if status == 200 else "unavailable", **checks}, status=status
+    )
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    body, content_type = request.app[RUNTIME].metrics.render()
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = content_type
+    return response

@@ -1,0 +1,332 @@
+"""What the API sends and takes: pydantic models, one per resource (and the OpenAPI)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from dialer.domain.campaign import CampaignSpec
+from dialer.service import PauseResult, TerminateResult
+from dialer.service_agents import Queue
+from dialer.store.models import Agent, Attempt, Campaign, Event, Lead
+from dialer.store.stats import CampaignStats
+
+
+def iso(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- campaigns -------------------------------------------------------------------------------
+class CampaignOut(CampaignSpec):
+    id: str
+    state: str
+    version: int
+    created_at: datetime
+    started_at: datetime | None
+    paused_at: datetime | None
+    ended_at: datetime | None
+    scheduled_at: datetime | None = None
+    archived: bool
+
+    @classmethod
+    def of(cls, c: Campaign) -> CampaignOut:
+        return cls.model_validate(
+            {
+                **c.config,
+                "name": c.name,
+                "id": c.id,
+                "state": c.state,
+                "version": c.version,
+                "created_at": iso(c.created_at),
+                "started_at": iso(c.started_at),
+                "paused_at": iso(c.paused_at),
+                "ended_at": iso(c.ended_at),
+                "scheduled_at": iso(c.start_at),
+                "archived": c.archived,
+            }
+        )
+
+
+class CampaignList(Out):
+    items: list[CampaignOut]
+
+
+class AtIn(In):
+    at: AwareDatetime | None = None
+
+
+class PauseIn(In):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class TerminateIn(In):
+    confirm: str = Field(min_length=1, max_length=64)
+
+
+class AttemptOut(Out):
+    id: str
+    lead_id: str
+    campaign_id: str
+    step: int
+    try_no: int
+    channel: str
+    status: str
+    carrier_id: str | None
+    answered_by: str | None
+    agent_id: str | None
+    abandoned: bool
+    duration_seconds: float | None
+    error: str | None
+    created_at: datetime
+    ended_at: datetime | None
+    history: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, a: Attempt) -> AttemptOut:
+        return cls(
+            id=str(a.id),
+            lead_id=str(a.lead_id),
+            campaign_id=a.campaign_id,
+            step=a.step,
+            try_no=a.try_no,
+            channel=a.channel,
+            status=a.status,
+            carrier_id=a.carrier_id,
+            answered_by=a.answered_by,
+            agent_id=a.agent_id,
+            abandoned=a.abandoned,
+            duration_seconds=a.duration,
+            error=a.error,
+            created_at=iso(a.created_at) or datetime.now(UTC),
+            ended_at=iso(a.ended_at),
+            history=list(a.history or []),
+        )
+
+
+class PauseOut(Out):
+    campaign: CampaignOut
+    in_flight: list[AttemptOut]
+    released_agents: list[str]
+
+    @classmethod
+    def of(cls, r: PauseResult) -> PauseOut:
+        return cls(
+            campaign=CampaignOut.of(r.campaign),
+            in_flight=[AttemptOut.of(a) for a in r.in_flight],
+            released_agents=r.released_agents,
+        )
+
+
+class TerminateOut(Out):
+    campaign: CampaignOut
+    in_flight: list[AttemptOut]
+    released_agents: list[str]
+    cancelled_calls: list[str]
+    steps: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, r: TerminateResult) -> TerminateOut:
+        return cls(
+            campaign=CampaignOut.of(r.campaign),
+            in_flight=[AttemptOut.of(a) for a in r.in_flight],
+            released_agents=r.released_agents,
+            cancelled_calls=r.cancelled_calls,
+            steps=r.steps,
+        )
+
+
+class PauseAllOut(Out):
+    paused: list[str]
+
+
+class CallsOut(Out):
+    dialed: int
+    received: int
+    answered: int
+    abandoned: int
+    in_flight: int
+    avg_duration_seconds: float
+    abandon_rate: float
+
+
+class EmailsOut(Out):
+    sent: int
+    failed: int
+    bounced: int
+    replied: int
+    unsubscribed: int
+    in_flight: int
+
+
+class LeadCounts(Out):
+    pending: int
+    in_progress: int
+    paused: int
+    completed: int
+    stopped: int
+    skipped: int
+
+
+class StatsOut(Out):
+    campaign_id: str
+    state: str
+    calls: CallsOut
+    emails: EmailsOut
+    leads: LeadCounts
+
+    @classmethod
+    def of(cls, s: CampaignStats) -> StatsOut:
+        return cls(
+            campaign_id=s.campaign_id,
+            state=s.state,
+            calls=CallsOut.model_validate(s.calls, from_attributes=True),
+            emails=EmailsOut.model_validate(s.emails, from_attributes=True),
+            leads=LeadCounts.model_validate(s.leads),
+        )
+
+
+class EventOut(Out):
+    id: str
+    at: datetime
+    campaign_id: str | None
+    entity: str
+    entity_id: str
+    type: str
+    actor: str
+    from_state: str | None
+    to_state: str | None
+    reason: str | None
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, e: Event) -> EventOut:
+        return cls(
+            id=str(e.id),
+            at=iso(e.at) or datetime.now(UTC),
+            campaign_id=e.campaign_id,
+            entity=e.entity,
+            entity_id=e.entity_id,
+            type=e.type,
+            actor=e.actor,
+            from_state=e.from_state,
+            to_state=e.to_state,
+            reason=e.reason,
+            data=dict(e.data or {}),
+        )
+
+
+class EventList(Out):
+    items: list[EventOut]
+
+
+# -- leads -----------------------------------------------------------------------------------
+class LeadOut(Out):
+    id: str
+    campaign_id: str
+    phone: str | None
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+    company: str | None
+    timezone: str | None
+    custom: dict[str, Any]
+    status: str
+    step: int
+    tries: int
+    stop_reason: str | None
+    pause_reason: str | None
+    paused_until: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, lead: Lead) -> LeadOut:
+        return cls(
+            id=str(lead.id),
+            campaign_id=lead.campaign_id,
+            phone=lead.phone,
+            email=lead.email,
+            first_name=lead.first_name,
+            last_name=lead.last_name,
+            company=lead.company,
+            timezone=lead.timezone,
+            custom=dict(lead.custom or {}),
+            status=lead.status,
+            step=lead.step,
+            tries=lead.tries,
+            stop_reason=lead.stop_reason,
+            pause_reason=lead.pause_reason,
+            paused_until=iso(lead.paused_until),
+            created_at=iso(lead.created_at) or datetime.now(UTC),
+        )
+
+
+class LeadDetail(LeadOut):
+    attempts: list[AttemptOut]
+
+
+# -- agents ----------------------------------------------------------------------------------
+class AgentOut(Out):
+    id: str
+    name: str
+    state: str
+    campaign_id: str | None
+    attempt_id: str | None
+    state_since: datetime
+    wrap_up_until: datetime | None
+    version: int
+
+    @classmethod
+    def of(cls, a: Agent) -> AgentOut:
+        return cls(
+            id=a.id,
+            name=a.name,
+            state=a.state,
+            campaign_id=a.campaign_id,
+            attempt_id=str(a.attempt_id) if a.attempt_id else None,
+            state_since=iso(a.state_since) or datetime.now(UTC),
+            wrap_up_until=iso(a.wrap_up_until),
+            version=a.version,
+        )
+
+
+class AgentList(Out):
+    items: list[AgentOut]
+
+
+class QueueOut(Out):
+    agent: AgentOut
+    campaign_id: str | None
+    current: AttemptOut | None
+    upcoming: list[LeadOut]
+
+    @classmethod
+    def of(cls, q: Queue) -> QueueOut:
+        return cls(
+            agent=AgentOut.of(q.agent),
+            campaign_id=q.campaign_id,
+            current=AttemptOut.of(q.current) if q.current else None,
+            upcoming=[LeadOut.of(x) for x in q.upcoming],
+        )
+
+
+class ErrorBody(Out):
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorOut(Out):
+    error: ErrorBody
+
+
+Health = Literal["ok"]
