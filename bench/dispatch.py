@@ -91,6 +91,10 @@ async def raw_claim(rt: Runtime, campaign_id: str, batch: int, check_dnc: bool) 
     return {"claimed": claimed, "batches": batches, "seconds": wall, "per_s": claimed / wall}
 
 
+def _mails(root: Path) -> int:
+    return sum(1 for _ in (root / "new").iterdir()) if (root / "new").exists() else 0
+
+
 async def measure(backend: str, channel: str, args: argparse.Namespace) -> dict[str, Any]:
     clock = FakeClock(MONDAY_10_NY)
     profile = SimProfile(answer_rate=args.answer_rate, machine_rate=0.1)

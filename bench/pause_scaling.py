@@ -124,7 +124,7 @@ async def main() -> None:
             for r in results
         ],
     )
-    for backend in {r["backend"] for r in results}:
+    for backend in dict.fromkeys(r["backend"] for r in results):
         mine = sorted((r for r in results if r["backend"] == backend), key=lambda r: r["leads"])
         if len(mine) > 1:
             lo, hi = mine[0], mine[-1]

@@ -77,7 +77,7 @@ async def test_control_over_http(api: Api) -> None:
         "POST", f"/api/v1/campaigns/{cid}/terminate", json={"confirm": cid}
     )
     assert status == 202 and body["campaign"]["state"] == "stopping"
-    assert [s["step"] for s in body["steps"]][0] == "terminate.claims_stopped"
+    assert body["steps"][0]["step"] == "terminate.claims_stopped"
     for _ in range(60):
         await api.clock.advance(1)
         await api.tick()
