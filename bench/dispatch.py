@@ -112,11 +112,7 @@ async def measure(backend: str, channel: str, args: argparse.Namespace) -> dict[
                     await bulk_leads(rt.db, c.id, args.leads, clock.now())
                 engine = await engine_loop(rt, clock, main.id, args.leads)
                 claim = await raw_claim(rt, raw.id, args.batch, check_dnc=channel == "voice")
-                sent = (
-                    voice.counts["dialed"]
-                    if channel == "voice"
-                    else len(list(email.root.iterdir()))
-                )
+                sent = voice.counts["dialed"] if channel == "voice" else _mails(email.root)
     return {
         "backend": backend,
         "channel": channel,

@@ -105,22 +105,26 @@ async def harness(
     seed: int = 7,
     time_scale: float = 1.0,
     start: float = MONDAY_10_NY,
+    **settings: Any,
 ) -> AsyncIterator[Harness]:
     clock = FakeClock(start)
     sim = SimulatedVoice(clock, profile or SimProfile(), seed=seed, time_scale=time_scale)
-    async with open_runtime(db_url, tmp_path, clock, sim) as h:
+    async with open_runtime(db_url, tmp_path, clock, sim, **settings) as h:
         yield h
 
 
 @asynccontextmanager
 async def open_runtime(
-    db_url: str, tmp_path: Path, clock: FakeClock, sim: SimulatedVoice, worker: str = "w1"
+    db_url: str,
+    tmp_path: Path,
+    clock: FakeClock,
+    sim: SimulatedVoice,
+    worker: str = "w1",
+    **settings: Any,
 ) -> AsyncIterator[Harness]:
     """One worker process over a database and a carrier that both outlive it."""
     voice = RecordingVoice(sim)
     email = MaildirEmail(tmp_path / "maildir", clock)
-    settings = Settings(database_url=db_url, worker_id=worker, tick_seconds=1.0)
-    async with Runtime.open(
-        settings, clock=clock, voice=voice, email=email, run_engine=False
-    ) as rt:
+    config = Settings(database_url=db_url, worker_id=worker, tick_seconds=1.0, **settings)
+    async with Runtime.open(config, clock=clock, voice=voice, email=email, run_engine=False) as rt:
         yield Harness(rt, clock, sim, voice, email)

@@ -253,15 +253,15 @@ class Dispatcher:
     async def dispatch(self, p: Prepared, spec: CampaignSpec) -> int:
         """Hand one attempt to its channel, if the fence still allows it."""
         async with self.d.fence.section(p.campaign_id, p.version) as allowed:
-            if not allowed:
-                await self._abort(p)
-                self.d.metrics.dispatch.labels(p.channel, "fenced").inc()
-                return 0
-            if p.channel == Channel.VOICE:
-                await self._dial(p, spec)
-            else:
-                await self._send(p, spec)
-            return 1
+            if allowed:
+                if p.channel == Channel.VOICE:
+                    await self._dial(p, spec)
+                else:
+                    await self._send(p, spec)
+                return 1
+        await self._abort(p)
+        self.d.metrics.dispatch.labels(p.channel, "fenced").inc()
+        return 0
 
     async def _dial(self, p: Prepared, spec: CampaignSpec) -> None:
         caller_ids = spec.caller_ids or ["+15005550006"]

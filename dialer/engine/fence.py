@@ -53,10 +53,15 @@ class Fence:
 
     @asynccontextmanager
     async def section(self, campaign_id: str, version: int) -> AsyncIterator[bool]:
-        """Yields whether the dispatch may go ahead; holds the section until it exits."""
+        """Yields whether the dispatch may go ahead; an allowed one holds the section until
+        it exits. A refused one holds nothing, so a pause never waits for work it stopped.
+        (The check and the count happen with no await between them.)"""
+        if not self.allows(campaign_id, version):
+            yield False
+            return
         self._busy[campaign_id] += 1
         try:
-            yield self.allows(campaign_id, version)
+            yield True
         finally:
             async with self._idle:
                 self._busy[campaign_id] -= 1
