@@ -11,7 +11,7 @@ STAMP := $(VENV)/.stamp
 export DIALER_TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 export DIALER_TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: setup services lint typecheck test check
+.PHONY: setup services lint typecheck test check demo
 
 check: setup
 	$(VENV)/bin/ruff check .
@@ -43,3 +43,7 @@ typecheck: $(STAMP)
 
 test: setup
 	$(PY) -m pytest -q
+
+# The demo needs only the venv: SQLite, the in-process bus and simulated channels.
+demo: $(STAMP)
+	$(VENV)/bin/dialer demo

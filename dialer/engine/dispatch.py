@@ -82,6 +82,11 @@ class Dispatcher:
 
     async def run_campaign(self, c: Campaign, spec: CampaignSpec, now: float) -> int:
         """One dispatch round for a running campaign; returns attempts handed to channels."""
+        if now - self.d.bus.last_contact() > self.d.tuning.lease_seconds:
+            # Out of touch with the control bus for longer than a lease: a pause may have
+            # been missed, so dispatch nothing (fail closed, DESIGN.md §5).
+            log.warning("dispatch.fenced_off_bus", extra={"campaign": c.id})
+            return 0
         schedule = spec.schedule.to_domain() if spec.schedule else None
         if not campaign_open(schedule, datetime.fromtimestamp(now, UTC)):
             return 0
