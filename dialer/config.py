@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     maildir: Path = Path("./maildir")
 
     bootstrap_token: SecretStr | None = None
+    # Signs unsubscribe links; when unset, one is generated once and kept in the database.
+    secret_key: SecretStr | None = None
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_api_base: str | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -27,6 +28,18 @@ from dialer.metrics.registry import Metrics
 from dialer.service import Service
 from dialer.store.db import Database
 from dialer.store.migrate import migrate
+
+
+async def stored_secret(db: Database, name: str) -> bytes:
+    """A server secret generated on first use and kept in the database."""
+    from dialer.store.auth_models import Secret
+
+    async with db.session() as s:
+        row = await s.get(Secret, name)
+        if row is None:
+            row = Secret(name=name, value=secrets.token_hex(32), created_at=time.time())
+            s.add(row)
+        return row.value.encode()
 
 
 def make_voice(settings: Settings, clock: Clock) -> VoiceChannel:
@@ -91,7 +104,7 @@ class Runtime:
             abandon_redial_seconds=settings.abandon_redial_hours * 3600,
             email_batch=settings.email_batch,
             public_base_url=settings.public_base_url,
-            secret=secrets.token_bytes(32),
+            secret=b"",
         )
         deps = Deps(db, bus, clock, voice, email, metrics, Fence(), tuning)
         engine = Engine(deps, tick_seconds=settings.tick_seconds)
@@ -99,6 +112,10 @@ class Runtime:
         try:
             if run_migrations:
                 await migrate(db)
+            key = settings.secret_key
+            tuning.secret = (
+                key.get_secret_value().encode() if key else await stored_secret(db, "links")
+            )
             for c in await service.list_campaigns(archived=None):
                 deps.fence.see(c.id, c.state, c.version)
                 metrics.set_campaign_state(c.id, c.state)

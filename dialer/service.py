@@ -27,7 +27,7 @@ from dialer.domain.states import (
 )
 from dialer.engine import control
 from dialer.engine.engine import Engine
-from dialer.errors import InvalidState, ValidationFailed, VersionMismatch
+from dialer.errors import InvalidState, NotFound, ValidationFailed, VersionMismatch
 from dialer.metrics.registry import Metrics
 from dialer.service_agents import AgentOps
 from dialer.service_leads import LeadOps
@@ -285,6 +285,17 @@ class Service:
             if result.changed:
                 paused.append(c.id)
         return paused
+
+    async def unsubscribe(self, token: str) -> list[int]:
+        """RFC 8058 one-click unsubscribe: honoured at once for every open lead with that
+        address, in every campaign. Returns the leads stopped (empty when already done)."""
+        lead_id = self.engine.d.lead_of_unsubscribe_token(token)
+        if lead_id is None:
+            raise NotFound("unknown unsubscribe link")
+        lead, _ = await self.leads.get(lead_id)
+        if not lead.email:
+            return []
+        return await self.leads.stop_address(lead.email, actor="recipient")
 
     # -- figures ---------------------------------------------------------------------------
     async def stats(self, campaign_id: str) -> CampaignStats:

@@ -304,6 +304,36 @@ class LeadOps:
                     stopped.append(other)
         return stopped
 
+    async def stop_address(self, email: str, *, actor: str) -> list[int]:
+        """Stop every open lead with this address, in every campaign (unsubscribed)."""
+        now = self.clock.now()
+        async with self.db.session() as s:
+            rows = (
+                await s.scalars(
+                    select(Lead).where(
+                        Lead.email == email,
+                        Lead.status.in_(
+                            (LeadStatus.PENDING, LeadStatus.IN_PROGRESS, LeadStatus.PAUSED)
+                        ),
+                    )
+                )
+            ).all()
+            campaigns: dict[str, Campaign] = {}
+            for lead in rows:
+                c = campaigns.get(lead.campaign_id) or await control.load(s, lead.campaign_id)
+                campaigns[c.id] = c
+                apply_lead_action(
+                    s,
+                    lead,
+                    c,
+                    LeadAction.STOP,
+                    now,
+                    actor=actor,
+                    reason="unsubscribed",
+                    stop_reason=StopReason.UNSUBSCRIBED,
+                )
+            return [lead.id for lead in rows]
+
     async def add_dnc(self, phones: list[str], *, reason: str | None = None) -> int:
         now = self.clock.now()
         added = 0

@@ -16,6 +16,7 @@ from dialer.api import (
     routes_health,
     routes_leads,
     routes_openapi,
+    routes_unsubscribe,
 )
 from dialer.api.auth import LoginLimiter, auth_middleware
 from dialer.api.errors import error_middleware
@@ -57,6 +58,7 @@ def create_app(settings: Settings, **runtime_overrides: Any) -> web.Application:
         routes_agents,
         routes_events,
         routes_openapi,
+        routes_unsubscribe,
     ):
         app.router.add_routes(module.routes)
     return app

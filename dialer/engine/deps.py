@@ -38,5 +38,15 @@ class Deps:
     tuning: Tuning
 
     def unsubscribe_token(self, lead_id: int) -> str:
-        mac = hmac.new(self.tuning.secret, f"unsub:{lead_id}".encode(), hashlib.sha256)
-        return f"{lead_id}.{mac.hexdigest()[:32]}"
+        return f"{lead_id}.{self._mac(lead_id)}"
+
+    def lead_of_unsubscribe_token(self, token: str) -> int | None:
+        """The lead a signed unsubscribe token names, or None if it is not ours."""
+        lead, _, mac = token.partition(".")
+        if not lead.isdigit() or len(lead) > 18:
+            return None
+        return int(lead) if hmac.compare_digest(mac, self._mac(int(lead))) else None
+
+    def _mac(self, lead_id: int) -> str:
+        digest = hmac.new(self.tuning.secret, f"unsub:{lead_id}".encode(), hashlib.sha256)
+        return digest.hexdigest()[:32]

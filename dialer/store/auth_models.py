@@ -38,3 +38,14 @@ class Session(Base):
     csrf: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float)
+
+
+class Secret(Base):
+    """Server-side secrets generated on first run (e.g. the key that signs unsubscribe
+    links), so links keep working across restarts without a setting."""
+
+    __tablename__ = "secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[float] = mapped_column(Float)

@@ -29,6 +29,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_tokens")),
     )
     op.create_table(
+        "secrets",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("value", sa.String(length=200), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_secrets")),
+    )
+    op.create_table(
         "sessions",
         sa.Column("id_hash", sa.String(length=64), nullable=False),
         sa.Column("username", sa.String(length=64), nullable=False),
@@ -59,5 +66,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_sessions_username"))
 
     op.drop_table("sessions")
+    op.drop_table("secrets")
     op.drop_table("api_tokens")
     # ### end Alembic commands ###
