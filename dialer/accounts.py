@@ -3,6 +3,7 @@ as hashes; passwords with scrypt (hashlib), compared in constant time."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -114,13 +115,19 @@ class Accounts:
         parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != "dlr":
             return None
-        async with self.db.session() as s:
+        async with self.db.reader() as s:
             row = await s.get(ApiToken, parts[1])
         if row is None or row.revoked_at is not None:
             return None
         if not hmac.compare_digest(row.secret_hash, sha256(parts[2])):
             return None
         return Principal(row.name, Role(row.role), row.agent_id, via="token")
+
+    async def tokens(self) -> list[ApiToken]:
+        """Every token, newest first (hashes only; the secrets were never stored)."""
+        async with self.db.reader() as s:
+            rows = await s.scalars(select(ApiToken).order_by(ApiToken.created_at.desc()))
+            return list(rows.all())
 
     async def revoke_token(self, token_id: str) -> bool:
         async with self.db.session() as s:
@@ -149,7 +156,7 @@ class Accounts:
                 raise Conflict(f"user {username!r} exists", {"username": username})
             user = User(
                 username=username,
-                password_hash=hash_password(password),
+                password_hash=await asyncio.to_thread(hash_password, password),
                 role=r,
                 agent_id=agent_id,
                 created_at=self.clock.now(),
@@ -161,10 +168,11 @@ class Accounts:
         """A new session for good credentials: (session secret, principal with csrf)."""
         async with self.db.session() as s:
             user = await s.get(User, username)
+        # scrypt takes tens of milliseconds: run it off the event loop.
         if user is None:
-            verify_password(password, _DUMMY_HASH)
+            await asyncio.to_thread(verify_password, password, _DUMMY_HASH)
             return None
-        if not verify_password(password, user.password_hash):
+        if not await asyncio.to_thread(verify_password, password, user.password_hash):
             return None
         secret = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(24)
@@ -183,7 +191,7 @@ class Accounts:
         return secret, Principal(username, Role(user.role), user.agent_id, "session", csrf)
 
     async def session(self, secret: str) -> Principal | None:
-        async with self.db.session() as s:
+        async with self.db.reader() as s:
             row = await s.get(Session, sha256(secret))
             if row is None or row.expires_at < self.clock.now():
                 return None
@@ -197,5 +205,5 @@ class Accounts:
             await s.execute(delete(Session).where(Session.id_hash == sha256(secret)))
 
     async def users(self) -> list[User]:
-        async with self.db.session() as s:
+        async with self.db.reader() as s:
             return list((await s.scalars(select(User).order_by(User.username))).all())

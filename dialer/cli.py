@@ -3,34 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import typer
 
+from dialer.cli_admin import token_app, user_app
+from dialer.cli_campaign import campaign_app
 from dialer.config import Settings
 from dialer.logs import configure
 
 app = typer.Typer(help="dialer: outbound voice and email campaigns", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(user_app, name="user")
+app.add_typer(campaign_app, name="campaign")
 
 
 def _settings(**overrides: object) -> Settings:
     settings = Settings()
     return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-
-
-async def _until_signal(stop_after: float | None = None) -> None:
-    """Wait for SIGINT/SIGTERM (signals only set an event) or `stop_after` seconds."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=stop_after)
 
 
 def _run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -59,8 +50,19 @@ def migrate() -> None:
 
 
 @app.command()
+def serve() -> None:
+    """Serve the HTTP API and run the engine in one process, until SIGINT/SIGTERM."""
+    from dialer.cli_serve import serve as run_serve
+
+    settings = _settings()
+    configure(settings.log_level)
+    _run(lambda: run_serve(settings))
+
+
+@app.command()
 def worker() -> None:
     """Run the dispatch engine only (no HTTP), until SIGINT/SIGTERM."""
+    from dialer.cli_serve import until_signal
     from dialer.runtime import Runtime
 
     settings = _settings()
@@ -69,7 +71,7 @@ def worker() -> None:
     async def main() -> None:
         async with Runtime.open(settings):
             typer.echo("worker running; Ctrl-C to stop")
-            await _until_signal()
+            await until_signal()
 
     _run(main)
 
@@ -81,59 +83,20 @@ def demo(
     duration: float = typer.Option(0, help="stop after this many seconds (0: until Ctrl-C)"),
     script: bool = typer.Option(True, help="pause after 20 s and resume 10 s later"),
 ) -> None:
-    """Run a demo campaign on the embedded default (SQLite, simulated carrier and agents)."""
-    from dialer.demo import DEMO_ACTOR, seed
-    from dialer.runtime import Runtime
+    """Serve a demo campaign over HTTP (SQLite, simulated carrier and agents).
 
-    settings = _settings(sim_time_scale=time_scale)
+    Without DIALER_BOOTSTRAP_TOKEN, a fresh admin token for this run is printed once.
+    """
+    from dialer.cli_serve import demo as run_demo
+    from dialer.cli_serve import demo_settings
+
+    settings, generated = demo_settings(_settings(sim_time_scale=time_scale))
     configure(settings.log_level if settings.log_level != "INFO" else "WARNING")
-
-    async def main() -> None:
-        async with Runtime.open(settings) as rt:
-            campaign = await seed(rt.service, leads=leads)
-            await rt.service.start(campaign.id, actor=DEMO_ACTOR)
-            typer.echo(f"demo campaign {campaign.id} running with {leads} leads; Ctrl-C to stop")
-            progress = asyncio.create_task(_progress(rt.service, campaign.id, script))
-            try:
-                await _until_signal(duration or None)
-            finally:
-                progress.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await progress
-                await rt.service.pause_all(actor=DEMO_ACTOR, reason="demo stopped")
-
-    _run(main)
-
-
-async def _progress(service: object, campaign_id: str, script: bool) -> None:
-    from dialer.demo import DEMO_ACTOR
-    from dialer.service import Service
-
-    assert isinstance(service, Service)
-    started = time.monotonic()
-    paused = resumed = False
-    while True:
-        await asyncio.sleep(2)
-        elapsed = time.monotonic() - started
-        if script and not paused and elapsed >= 20:
-            paused = True
-            result = await service.pause(campaign_id, actor=DEMO_ACTOR, reason="demo script")
-            typer.echo(
-                f"PAUSE  in flight at ack: {len(result.in_flight)}  "
-                f"agents released: {', '.join(result.released_agents) or '-'}"
-            )
-        elif script and paused and not resumed and elapsed >= 30:
-            resumed = True
-            await service.resume(campaign_id, actor=DEMO_ACTOR)
-            typer.echo("RESUME")
-        s = await service.stats(campaign_id)
-        typer.echo(
-            f"{elapsed:6.0f}s {s.state:<10} dialed {s.calls.dialed:4} "
-            f"received {s.calls.received:4} answered {s.calls.answered:4} "
-            f"abandoned {s.calls.abandoned:3} in flight {s.calls.in_flight:3} "
-            f"avg {s.calls.avg_duration_seconds:5.1f}s | emails {s.emails.sent:4} | "
-            f"leads done {s.leads['completed']:4}/{sum(s.leads.values())}"
+    _run(
+        lambda: run_demo(
+            settings, leads=leads, duration=duration or None, script=script, generated=generated
         )
+    )
 
 
 def main() -> None:

@@ -174,7 +174,7 @@ class Service:
         return c
 
     async def get_campaign(self, campaign_id: str) -> Campaign:
-        async with self.db.session() as s:
+        async with self.db.reader() as s:
             return await control.load(s, campaign_id)
 
     async def list_campaigns(
@@ -185,7 +185,7 @@ class Service:
             stmt = stmt.where(Campaign.state == state)
         if archived is not None:
             stmt = stmt.where(Campaign.archived.is_(archived))
-        async with self.db.session() as s:
+        async with self.db.reader() as s:
             return list((await s.scalars(stmt)).all())
 
     # -- control ---------------------------------------------------------------------------
@@ -299,14 +299,14 @@ class Service:
 
     # -- figures ---------------------------------------------------------------------------
     async def stats(self, campaign_id: str) -> CampaignStats:
-        async with self.db.session() as s:
+        async with self.db.reader() as s:
             c = await control.load(s, campaign_id)
             return await campaign_stats(s, c)
 
     async def events(
         self, campaign_id: str, *, after_id: int = 0, limit: int = 1000
     ) -> list[Event]:
-        async with self.db.session() as s:
+        async with self.db.reader() as s:
             await control.load(s, campaign_id)
             return await events.list_events(
                 s, campaign_id=campaign_id, after_id=after_id, limit=limit
@@ -315,7 +315,7 @@ class Service:
     async def in_flight(self, campaign_id: str) -> list[Attempt]:
         """Attempts handed to a channel and not final. A `created` attempt is not in
         flight: after the fence it is one that will never be handed over (it is deleted)."""
-        async with self.db.session() as s:
+        async with self.db.reader() as s:
             rows = await s.scalars(
                 select(Attempt)
                 .where(

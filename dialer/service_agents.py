@@ -67,14 +67,14 @@ class AgentOps:
         return agent
 
     async def get(self, agent_id: str) -> Agent:
-        async with self.db.session() as s:
+        async with self.db.reader() as s:
             agent = await s.get(Agent, agent_id)
             if agent is None:
                 raise NotFound(f"no agent {agent_id!r}", {"id": agent_id})
             return agent
 
     async def all(self) -> list[Agent]:
-        async with self.db.session() as s:
+        async with self.db.reader() as s:
             return list((await s.scalars(select(Agent).order_by(Agent.id))).all())
 
     async def set_state(self, agent_id: str, state: str, *, actor: str) -> Agent:
@@ -125,7 +125,7 @@ class AgentOps:
     async def queue(self, agent_id: str, *, limit: int = 10) -> Queue:
         """The agent's current call and the campaign's next leads (empty when the campaign
         is not running: a paused campaign's work is gone from the agent's view)."""
-        async with self.db.session() as s:
+        async with self.db.reader() as s:
             agent = await s.get(Agent, agent_id)
             if agent is None:
                 raise NotFound(f"no agent {agent_id!r}", {"id": agent_id})

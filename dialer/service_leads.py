@@ -172,7 +172,7 @@ class LeadOps:
         return result
 
     async def get(self, lead_id: int) -> tuple[Lead, list[Attempt]]:
-        async with self.db.session() as s:
+        async with self.db.reader() as s:
             lead = await s.get(Lead, lead_id)
             if lead is None:
                 raise NotFound(f"no lead {lead_id}", {"id": str(lead_id)})
@@ -192,7 +192,7 @@ class LeadOps:
                 [{"field": "status", "message": f"not one of {[str(x) for x in LeadStatus]}"}],
             )
         limit = max(1, min(limit, 1000))
-        async with self.db.session() as s:
+        async with self.db.reader() as s:
             await control.load(s, campaign_id)
             stmt = (
                 select(Lead)

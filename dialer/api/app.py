@@ -49,7 +49,13 @@ def create_app(settings: Settings, **runtime_overrides: Any) -> web.Application:
             finally:
                 await hub.stop()
 
+    async def close_streams(app: web.Application) -> None:
+        # on_shutdown runs before aiohttp waits for open handlers: end the live streams now.
+        if LIVE in app:
+            await app[LIVE].stop()
+
     app.cleanup_ctx.append(runtime_ctx)
+    app.on_shutdown.append(close_streams)
     for module in (
         routes_health,
         routes_auth,

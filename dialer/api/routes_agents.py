@@ -1,7 +1,75 @@
-"""Routes: agents (being written)."""
+"""Agent routes (API.md: Agents). An agent sees and changes only itself (DESIGN.md §9):
+it may set its own state and read its own queue, and the list shows it only itself."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from dialer.accounts import Role
+from dialer.api.auth import EVERYONE, STAFF, own_agent_only, principal, requires
+from dialer.api.docs import doc, reply
+from dialer.api.errors import parse
+from dialer.api.keys import RUNTIME
+from dialer.api.schemas import AgentList, AgentOut, QueueOut
+from dialer.api.schemas_in import AgentIn, AgentStateIn
+from dialer.service_agents import AgentOps
+
 routes = web.RouteTableDef()
+
+
+def ops(request: web.Request) -> AgentOps:
+    return request.app[RUNTIME].service.agents
+
+
+@routes.post("/api/v1/agents")
+@requires(*STAFF)
+@doc(
+    "Register an agent (offline until it says otherwise)",
+    body=AgentIn,
+    response=AgentOut,
+    status=201,
+)
+async def create(request: web.Request) -> web.Response:
+    body = await parse(request, AgentIn)
+    agent = await ops(request).create(body.name, agent_id=body.id)
+    return reply(AgentOut.of(agent), 201)
+
+
+@routes.get("/api/v1/agents")
+@requires(*EVERYONE)
+@doc(
+    "Agents with their state and the campaign each serves (an agent sees itself)",
+    response=AgentList,
+)
+async def list_(request: web.Request) -> web.Response:
+    who = principal(request)
+    if who.role is Role.AGENT:
+        agents = [await ops(request).get(who.agent_id)] if who.agent_id else []
+    else:
+        agents = await ops(request).all()
+    return reply(AgentList(items=[AgentOut.of(a) for a in agents]))
+
+
+@routes.post("/api/v1/agents/{id}/state")
+@requires(Role.ADMIN, Role.SUPERVISOR, Role.AGENT)
+@doc(
+    "Set available, offline or break (available also ends a wrap-up); the agent itself, "
+    "or a supervisor or admin",
+    body=AgentStateIn,
+    response=AgentOut,
+)
+async def set_state(request: web.Request) -> web.Response:
+    agent_id = request.match_info["id"]
+    own_agent_only(request, agent_id)
+    body = await parse(request, AgentStateIn)
+    agent = await ops(request).set_state(agent_id, body.state, actor=principal(request).actor)
+    return reply(AgentOut.of(agent))
+
+
+@routes.get("/api/v1/agents/{id}/queue")
+@requires(*EVERYONE)
+@doc("The agent's current call and its campaign's next leads", response=QueueOut)
+async def queue(request: web.Request) -> web.Response:
+    agent_id = request.match_info["id"]
+    own_agent_only(request, agent_id)
+    return reply(QueueOut.of(await ops(request).queue(agent_id)))

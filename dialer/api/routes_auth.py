@@ -1,7 +1,258 @@
-"""Routes: auth (being written)."""
+"""Login, sessions, users and API tokens (API.md: Conventions; DESIGN.md §9)."""
 
 from __future__ import annotations
 
-from aiohttp import web
+import logging
+import math
+from datetime import UTC, datetime
 
+from aiohttp import web
+from pydantic import Field
+
+from dialer.accounts import SESSION_SECONDS, Role
+from dialer.api.auth import EVERYONE, SESSION_COOKIE, principal, public, requires
+from dialer.api.docs import doc, reply
+from dialer.api.errors import ApiError, error_response, parse
+from dialer.api.keys import ACCOUNTS, LIMITER, RUNTIME, SETTINGS
+from dialer.api.schemas import In, Out
+from dialer.errors import NotFound
+from dialer.store.auth_models import ApiToken, User
+
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
+BAD_CREDENTIALS = "wrong username or password"
+
+
+def _iso(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+class LoginIn(In):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class SessionOut(Out):
+    username: str
+    role: Role
+    agent_id: str | None
+    csrf_token: str
+
+
+class MeOut(Out):
+    username: str
+    role: Role
+    agent_id: str | None
+    via: str = Field(description="token, session or bootstrap")
+    csrf_token: str | None = None  # only for a session: the dashboard recovers it on reload
+
+
+class UserIn(In):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=10, max_length=1024)
+    role: Role
+    agent_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class UserOut(Out):
+    username: str
+    role: Role
+    agent_id: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, u: User) -> UserOut:
+        return cls(
+            username=u.username,
+            role=Role(u.role),
+            agent_id=u.agent_id,
+            created_at=_iso(u.created_at),
+        )
+
+
+class UserList(Out):
+    items: list[UserOut]
+
+
+class TokenIn(In):
+    role: Role
+    name: str = Field(default="", max_length=100)
+    agent_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class TokenOut(Out):
+    id: str
+    name: str
+    role: Role
+    agent_id: str | None
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    @classmethod
+    def of(cls, t: ApiToken) -> TokenOut:
+        return cls(
+            id=t.id,
+            name=t.name,
+            role=Role(t.role),
+            agent_id=t.agent_id,
+            created_at=_iso(t.created_at),
+            revoked_at=_iso(t.revoked_at) if t.revoked_at is not None else None,
+        )
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="the secret, shown this once and never again")
+
+
+class TokenList(Out):
+    items: list[TokenOut]
+
+
+async def _known_agent(request: web.Request, agent_id: str | None) -> None:
+    if agent_id is None:
+        return
+    try:
+        await request.app[RUNTIME].service.agents.get(agent_id)
+    except NotFound:
+        raise ApiError(
+            422,
+            "invalid_input",
+            f"no agent {agent_id!r}",
+            {"errors": [{"field": "agent_id", "message": "unknown agent"}]},
+        ) from None
+
+
+@routes.post("/api/v1/auth/login")
+@public
+@doc(
+    "Log in to the dashboard: sets the session cookie, returns the CSRF token",
+    body=LoginIn,
+    response=SessionOut,
+    errors=(400, 401, 422, 429),
+)
+async def login(request: web.Request) -> web.Response:
+    body = await parse(request, LoginIn)
+    limiter = request.app[LIMITER]
+    key = f"{request.remote or '-'}|{body.username}"
+    wait = limiter.blocked(key)
+    if wait > 0:
+        response = error_response(
+            429, "too_many_attempts", "too many failed logins; try again later"
+        )
+        response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        return response
+    found = await request.app[ACCOUNTS].login(body.username, body.password)
+    if found is None:
+        limiter.failed(key)
+        log.warning("auth.login_failed", extra={"remote": request.remote})
+        return error_response(401, "unauthorized", BAD_CREDENTIALS)
+    limiter.succeeded(key)
+    secret, who = found
+    assert who.csrf is not None
+    response = reply(
+        SessionOut(username=who.subject, role=who.role, agent_id=who.agent_id, csrf_token=who.csrf)
+    )
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=int(SESSION_SECONDS),
+        path="/",
+        httponly=True,
+        samesite="Lax",
+        secure=request.app[SETTINGS].public_base_url.startswith("https"),
+    )
+    log.info("auth.login", extra={"user": who.subject, "role": str(who.role)})
+    return response
+
+
+@routes.post("/api/v1/auth/logout")
+@requires(*EVERYONE)
+@doc("Log out: ends the session and clears its cookie", status=204, errors=(401, 403))
+async def logout(request: web.Request) -> web.Response:
+    if principal(request).via == "session":
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            await request.app[ACCOUNTS].logout(cookie)
+    response = web.Response(status=204)
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@routes.get("/api/v1/auth/me")
+@requires(*EVERYONE)
+@doc("Who is asking (with the CSRF token for a session)", response=MeOut, errors=(401,))
+async def me(request: web.Request) -> web.Response:
+    who = principal(request)
+    return reply(
+        MeOut(
+            username=who.subject,
+            role=who.role,
+            agent_id=who.agent_id,
+            via=who.via,
+            csrf_token=who.csrf if who.via == "session" else None,
+        )
+    )
+
+
+@routes.post("/api/v1/users")
+@requires(Role.ADMIN)
+@doc("Create a dashboard user", body=UserIn, response=UserOut, status=201)
+async def create_user(request: web.Request) -> web.Response:
+    body = await parse(request, UserIn)
+    await _known_agent(request, body.agent_id)
+    user = await request.app[ACCOUNTS].create_user(
+        body.username, body.password, body.role, agent_id=body.agent_id
+    )
+    log.info(
+        "auth.user_created",
+        extra={"user": user.username, "role": user.role, "actor": principal(request).actor},
+    )
+    return reply(UserOut.of(user), 201)
+
+
+@routes.get("/api/v1/users")
+@requires(Role.ADMIN)
+@doc("List dashboard users", response=UserList)
+async def list_users(request: web.Request) -> web.Response:
+    users = await request.app[ACCOUNTS].users()
+    return reply(UserList(items=[UserOut.of(u) for u in users]))
+
+
+@routes.post("/api/v1/tokens")
+@requires(Role.ADMIN)
+@doc(
+    "Create an API token; the secret is in this answer only",
+    body=TokenIn,
+    response=TokenCreated,
+    status=201,
+)
+async def create_token(request: web.Request) -> web.Response:
+    body = await parse(request, TokenIn)
+    await _known_agent(request, body.agent_id)
+    plain, row = await request.app[ACCOUNTS].create_token(
+        body.role, name=body.name, agent_id=body.agent_id
+    )
+    log.info(
+        "auth.token_created",
+        extra={"id": row.id, "role": row.role, "actor": principal(request).actor},
+    )
+    return reply(TokenCreated(token=plain, **TokenOut.of(row).model_dump()), 201)
+
+
+@routes.get("/api/v1/tokens")
+@requires(Role.ADMIN)
+@doc("List API tokens (never their secrets)", response=TokenList)
+async def list_tokens(request: web.Request) -> web.Response:
+    rows = await request.app[ACCOUNTS].tokens()
+    return reply(TokenList(items=[TokenOut.of(t) for t in rows]))
+
+
+@routes.delete("/api/v1/tokens/{id}")
+@requires(Role.ADMIN)
+@doc("Revoke an API token", status=204)
+async def revoke_token(request: web.Request) -> web.Response:
+    token_id = request.match_info["id"]
+    if not await request.app[ACCOUNTS].revoke_token(token_id):
+        raise ApiError(404, "not_found", f"no active token {token_id!r}")
+    log.info("auth.token_revoked", extra={"id": token_id, "actor": principal(request).actor})
+    return web.Response(status=204)

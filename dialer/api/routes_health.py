@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dialer.api.docs import doc
 from dialer.api.keys import RUNTIME
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/healthz")
+@doc("The process is up", errors=())
 async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
 @routes.get("/readyz")
+@doc("The database and the bus are reachable", other={503: None}, errors=())
 async def readyz(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     checks = {"database": await rt.db.ping(), "bus": await rt.bus.healthy()}
@@ -25,6 +28,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 @routes.get("/metrics")
+@doc("Prometheus metrics", produces="text/plain", errors=())
 async def metrics(request: web.Request) -> web.Response:
     body, content_type = request.app[RUNTIME].metrics.render()
     response = web.Response(body=body)

@@ -10,6 +10,7 @@ from html import escape
 
 from aiohttp import web
 
+from dialer.api.docs import doc
 from dialer.api.keys import RUNTIME
 from dialer.errors import NotFound
 
@@ -28,6 +29,7 @@ def page(title: str, body: str, status: int = 200) -> web.Response:
 
 
 @routes.get("/u/{token}")
+@doc("Unsubscribe confirmation page (a GET never unsubscribes)", produces="text/html", errors=())
 async def confirm(request: web.Request) -> web.Response:
     token = escape(request.match_info["token"], quote=True)
     form = (
@@ -39,6 +41,13 @@ async def confirm(request: web.Request) -> web.Response:
 
 
 @routes.post("/u/{token}")
+@doc(
+    "RFC 8058 one-click unsubscribe",
+    content_types=("application/x-www-form-urlencoded",),
+    produces="text/html",
+    other={404: None},
+    errors=(),
+)
 async def unsubscribe(request: web.Request) -> web.Response:
     try:
         await request.app[RUNTIME].service.unsubscribe(request.match_info["token"])

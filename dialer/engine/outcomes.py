@@ -97,7 +97,8 @@ class Outcomes:
                 a.ended_at = ev.at
                 if a.answered_at is not None:
                     a.duration = ev.duration_seconds or 0.0
-                    flips.duration = a.duration
+                    if a.agent_id is not None:  # talk time: only calls connected to an agent
+                        flips.duration = a.duration
                 flips.final = True
                 await self._close(s, a, now, retryable=True)
             return flips, a.campaign_id

@@ -55,6 +55,14 @@ class Database:
             yield session
 
     @asynccontextmanager
+    async def reader(self) -> AsyncIterator[AsyncSession]:
+        """A read-only unit of work: on SQLite it takes no write lock (WAL readers run
+        beside the writer); nothing is committed."""
+        async with self._sessions() as session:
+            await session.connection(execution_options={"dialer_read_only": True})
+            yield session
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn:
             await conn.execution_options(dialer_read_only=True)

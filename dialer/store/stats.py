@@ -56,7 +56,8 @@ async def campaign_stats(s: AsyncSession, c: Campaign) -> CampaignStats:
                 _n(Attempt.answered_at.is_not(None)),
                 _n(Attempt.abandoned.is_(True)),
                 _n(Attempt.status.in_(live)),
-                func.avg(case((Attempt.answered_at.is_not(None), Attempt.duration))),
+                # Talk time: calls connected to an agent (not machines, not abandoned).
+                func.avg(case((Attempt.agent_id.is_not(None), Attempt.duration))),
                 _n(Attempt.answered_at.is_not(None) & (Attempt.answered_by != "machine")),
             ).where(Attempt.campaign_id == c.id, Attempt.channel == "voice")
         )

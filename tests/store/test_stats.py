@@ -129,8 +129,9 @@ async def test_call_figures(db: Database) -> None:
         call(x, A.CREATED, carrier=False),  # live, not yet handed to the carrier
         call(x, A.QUEUED),  # live
         call(x, A.RINGING, rang=True),  # live
-        answered(x, A.IN_PROGRESS, "human", None),  # live, talking: no duration yet
-        answered(x, A.COMPLETED, "human", 60.0),
+        answered(x, A.IN_PROGRESS, "human", None, agent_id="a1"),  # talking: no duration yet
+        answered(x, A.COMPLETED, "human", 60.0, agent_id="a1"),
+        answered(x, A.COMPLETED, "unknown", 40.0, agent_id="a2"),
         answered(x, A.COMPLETED, "human", 3.0, abandoned=True),
         answered(x, A.COMPLETED, "machine", 20.0),
         answered(x, A.COMPLETED, "unknown", 30.0, abandoned=True),
@@ -143,13 +144,13 @@ async def test_call_figures(db: Database) -> None:
         attempt(x, "email", A.SENT),
     )
     assert (await stats(db)).calls == CallStats(
-        dialed=10,  # carrier id stored
-        received=7,  # rang
-        answered=5,
+        dialed=11,  # carrier id stored
+        received=8,  # rang
+        answered=6,
         abandoned=2,
         in_flight=4,
-        avg_duration_seconds=28.25,  # (60 + 3 + 20 + 30) / 4: the live call has none yet
-        abandon_rate=0.5,  # 2 / 4 answers that were not machines
+        avg_duration_seconds=50.0,  # talk time of calls connected to an agent: (60 + 40) / 2
+        abandon_rate=0.4,  # 2 / 5 answers that were not machines
     )
 
 
@@ -157,12 +158,14 @@ async def test_call_figures_are_rounded(db: Database) -> None:
     [x] = await add_leads(db, lead("c1", LeadStatus.COMPLETED))
     await add(
         db,
-        answered(x, A.COMPLETED, "human", 1.0),
-        answered(x, A.COMPLETED, "human", 1.0),
-        answered(x, A.COMPLETED, "human", 2.0, abandoned=True),
+        answered(x, A.COMPLETED, "human", 1.0, agent_id="a1"),
+        answered(x, A.COMPLETED, "human", 1.0, agent_id="a1"),
+        answered(x, A.COMPLETED, "human", 2.0, agent_id="a2"),
+        answered(x, A.COMPLETED, "human", 3.0, abandoned=True),
+        answered(x, A.COMPLETED, "human", 4.0, abandoned=True),
     )
     calls = (await stats(db)).calls
-    assert (calls.avg_duration_seconds, calls.abandon_rate) == (1.333, 0.3333)
+    assert (calls.avg_duration_seconds, calls.abandon_rate) == (1.333, 0.4)
 
 
 async def test_machine_answers_only_give_no_abandon_rate(db: Database) -> None:
@@ -170,7 +173,7 @@ async def test_machine_answers_only_give_no_abandon_rate(db: Database) -> None:
     await add(db, answered(x, A.COMPLETED, "machine", 12.0))
     calls = (await stats(db)).calls
     assert (calls.answered, calls.abandoned, calls.abandon_rate) == (1, 0, 0.0)
-    assert calls.avg_duration_seconds == 12.0
+    assert calls.avg_duration_seconds == 0.0  # a machine is no talk time
 
 
 async def test_email_figures(db: Database) -> None:

@@ -1,0 +1,123 @@
+"""Agent routes: registry, list, self-service state, queue; an agent sees only itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.api.conftest import Api
+from tests.harness import leads
+
+
+def fields(body: Any) -> list[str]:
+    return [e["field"] for e in body["error"]["details"]["errors"]]
+
+
+async def test_create_agents(api: Api) -> None:
+    status, body = await api.call("POST", "/api/v1/agents", json={"name": "Bo", "id": "a2"})
+    assert status == 201 and body["id"] == "a2" and body["state"] == "offline"
+    assert body["campaign_id"] is None and body["version"] == 1
+    status, body = await api.call("POST", "/api/v1/agents", role="supervisor", json={"name": "Cy"})
+    assert status == 201 and body["id"].startswith("a_") and body["name"] == "Cy"
+    status, body = await api.call("POST", "/api/v1/agents", json={"name": "Bo 2", "id": "a2"})
+    assert status == 409 and body["error"]["details"]["id"] == "a2"
+    for bad, name in (
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "   "}, "name"),
+        ({"name": "X", "id": "no spaces"}, "id"),
+        ({"name": "X", "id": 7}, "id"),
+        ({"name": "X", "role": "admin"}, "role"),
+    ):
+        status, body = await api.call("POST", "/api/v1/agents", json=bad)
+        assert status == 422 and fields(body) == [name], bad
+    assert (await api.call("POST", "/api/v1/agents", role=None, json={"name": "X"}))[0] == 401
+    for role in ("viewer", "agent"):
+        status, body = await api.call("POST", "/api/v1/agents", role=role, json={"name": "X"})
+        assert status == 403 and body["error"]["code"] == "forbidden"
+
+
+async def test_list_shows_an_agent_only_itself(api: Api) -> None:
+    await api.call("POST", "/api/v1/agents", json={"name": "Bo", "id": "a2"})
+    for role in ("admin", "supervisor", "viewer"):
+        status, body = await api.call("GET", "/api/v1/agents", role=role)
+        assert status == 200 and [a["id"] for a in body["items"]] == ["a1", "a2"]
+    status, body = await api.call("GET", "/api/v1/agents", role="agent")
+    assert status == 200 and [a["id"] for a in body["items"]] == ["a1"]
+    assert set(body["items"][0]) >= {"state", "campaign_id", "name", "version"}
+    assert (await api.call("GET", "/api/v1/agents", role=None))[0] == 401
+
+
+async def test_state_changes(api: Api) -> None:
+    await api.call("POST", "/api/v1/agents", json={"name": "Bo", "id": "a2"})
+    status, body = await api.call("POST", "/api/v1/agents/a1/state", json={"state": "break"})
+    assert status == 409 and body["error"]["details"]["state"] == "offline"
+    status, body = await api.call(
+        "POST", "/api/v1/agents/a1/state", role="agent", json={"state": "available"}
+    )
+    assert status == 200 and body["state"] == "available" and body["version"] == 2
+    status, body = await api.call(
+        "POST", "/api/v1/agents/a1/state", role="agent", json={"state": "available"}
+    )
+    assert status == 200 and body["version"] == 2  # asking again changes nothing
+    status, body = await api.call(
+        "POST", "/api/v1/agents/a2/state", role="agent", json={"state": "available"}
+    )
+    assert status == 403 and body["error"]["code"] == "forbidden"
+    status, body = await api.call(
+        "POST", "/api/v1/agents/a2/state", role="supervisor", json={"state": "available"}
+    )
+    assert status == 200 and body["state"] == "available"
+    status, body = await api.call(
+        "POST", "/api/v1/agents/a2/state", role="viewer", json={"state": "offline"}
+    )
+    assert status == 403
+    status, body = await api.call("POST", "/api/v1/agents/a9/state", json={"state": "offline"})
+    assert status == 404 and body["error"]["code"] == "not_found"
+    for bad in ({"state": "on_call"}, {}, {"state": None}):
+        status, body = await api.call("POST", "/api/v1/agents/a1/state", role="agent", json=bad)
+        assert status == 422 and fields(body) == ["state"], bad
+    status, body = await api.call("POST", "/api/v1/agents/a1/state", role="agent")
+    assert status == 422 and fields(body) == ["body"]
+    path = "/api/v1/agents/a1/state"
+    assert (await api.call("POST", path, role=None, json={"state": "break"}))[0] == 401
+    status, body = await api.call("GET", "/api/v1/agents", role="agent")
+    assert body["items"][0]["state"] == "available"
+
+
+async def test_queue_follows_the_campaign(api: Api) -> None:
+    await api.call("POST", "/api/v1/agents", json={"name": "Bo", "id": "a2"})
+    c = await api.campaign(
+        agent_ids=["a1"],
+        pacing={"mode": "progressive", "lines_per_agent": 1.0},
+        # the first call is an hour away: the agent's queue fills, nothing is dialled yet
+        sequence=[{"channel": "voice", "delay_seconds": 3600}],
+    )
+    cid = c["id"]
+    await api.runtime.service.leads.add(cid, leads(12))
+    status, body = await api.call(
+        "POST", "/api/v1/agents/a1/state", role="agent", json={"state": "available"}
+    )
+    assert status == 200
+    assert (await api.call("POST", f"/api/v1/campaigns/{cid}/start"))[0] == 200
+    await api.tick()
+    status, queue = await api.call("GET", "/api/v1/agents/a1/queue", role="agent")
+    assert status == 200 and queue["campaign_id"] == cid and queue["current"] is None
+    assert queue["agent"]["id"] == "a1" and queue["agent"]["campaign_id"] == cid
+    assert len(queue["upcoming"]) == 10 and {x["campaign_id"] for x in queue["upcoming"]} == {cid}
+    assert api.voice.of(cid) == []
+    status, body = await api.call("GET", "/api/v1/agents", role="viewer")
+    assert {a["id"]: a["campaign_id"] for a in body["items"]} == {"a1": cid, "a2": None}
+
+    status, body = await api.call("POST", f"/api/v1/campaigns/{cid}/pause", role="supervisor")
+    assert status == 200 and body["released_agents"] == ["a1"]
+    status, queue = await api.call("GET", "/api/v1/agents/a1/queue", role="agent")
+    assert status == 200 and queue["campaign_id"] is None and queue["upcoming"] == []
+    assert queue["current"] is None and queue["agent"]["state"] == "available"
+
+    for role in ("admin", "supervisor", "viewer"):
+        assert (await api.call("GET", "/api/v1/agents/a1/queue", role=role))[0] == 200
+    status, body = await api.call("GET", "/api/v1/agents/a2/queue", role="agent")
+    assert status == 403 and body["error"]["code"] == "forbidden"
+    assert (await api.call("GET", "/api/v1/agents/a1/queue", role=None))[0] == 401
+    status, body = await api.call("GET", "/api/v1/agents/a9/queue")
+    assert status == 404 and body["error"]["code"] == "not_found"

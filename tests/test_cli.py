@@ -1,0 +1,267 @@
+"""The `dialer` command: credentials straight to the database, campaign control over a real
+HTTP server, and `dialer serve` as a real process (starts, answers, stops on SIGTERM)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from typer.testing import CliRunner, Result
+
+from dialer.accounts import Accounts, Principal
+from dialer.api.app import create_app
+from dialer.api.keys import ACCOUNTS, RUNTIME
+from dialer.channels.maildir import MaildirEmail
+from dialer.channels.simulated import SimProfile, SimulatedVoice
+from dialer.cli import app
+from dialer.clock import FakeClock
+from dialer.config import Settings
+from dialer.store.db import Database
+from tests.conftest import run_async
+from tests.harness import MONDAY_10_NY, leads
+
+PASSWORD = "correct horse battery"
+CLEAN_ENV = {"DIALER_URL": None, "DIALER_TOKEN": None, "DIALER_NEW_USER_PASSWORD": None}
+
+
+def cli(*args: str, env: dict[str, str | None] | None = None, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(app, list(args), env={**CLEAN_ENV, **(env or {})}, input=stdin)
+
+
+async def accounts_call(db_url: str, call: Callable[[Accounts], Awaitable[Any]]) -> Any:
+    db = Database(db_url)
+    try:
+        return await call(Accounts(db, FakeClock(MONDAY_10_NY)))
+    finally:
+        await db.aclose()
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+
+
+def test_token_create_prints_a_token_that_authenticates(db_url: str) -> None:
+    result = cli("token", "create", "--role", "supervisor", "--name", "ci", env=_db(db_url))
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip()
+    assert token.startswith("dlr_") and "\n" not in token  # stdout is the token alone
+    assert "shown only once" in result.stderr
+    who = run_async(accounts_call(db_url, lambda a: a.verify_token(token)))
+    assert isinstance(who, Principal)
+    assert (who.subject, who.role, who.via) == ("ci", "supervisor", "token")
+
+    result = cli("token", "create", "--role", "agent", "--agent-id", "a7", env=_db(db_url))
+    who = run_async(accounts_call(db_url, lambda a: a.verify_token(result.stdout.strip())))
+    assert who is not None and who.agent_id == "a7"
+
+
+def test_token_create_refuses_bad_input(db_url: str) -> None:
+    result = cli("token", "create", "--role", "agent", env=_db(db_url))
+    assert result.exit_code == 1 and "agent_id" in result.stderr and not result.stdout
+    result = cli("token", "create", "--role", "king", env=_db(db_url))
+    assert result.exit_code == 1 and "role: admin, supervisor, agent or viewer" in result.stderr
+
+
+def test_user_create_reads_the_password_from_stdin_or_the_environment(db_url: str) -> None:
+    args = ("user", "create", "--username", "sue", "--role", "supervisor")
+    result = cli(*args, "--password-stdin", env=_db(db_url), stdin=f"{PASSWORD}\n")
+    assert result.exit_code == 0, result.output
+    assert "user sue (supervisor) created" in result.stdout and PASSWORD not in result.output
+    found = run_async(accounts_call(db_url, lambda a: a.login("sue", PASSWORD)))
+    assert found is not None and found[1].role == "supervisor"
+
+    env = {**_db(db_url), "DIALER_NEW_USER_PASSWORD": PASSWORD}
+    result = cli(
+        "user", "create", "--username", "ann", "--role", "agent", "--agent-id", "a1", env=env
+    )
+    assert result.exit_code == 0 and "for agent a1" in result.stdout
+    assert cli(*args, env=env).exit_code == 1  # exists
+    result = cli("user", "create", "--username", "bob", "--role", "viewer", env=_db(db_url))
+    assert result.exit_code == 2 and "--password-stdin" in result.stderr
+    result = cli(
+        "user", "create", "--username", "bob", "--role", "viewer", "--password-stdin",
+        env=_db(db_url), stdin="short\n",
+    )  # fmt: skip
+    assert result.exit_code == 1 and "password: at least 10 characters" in result.stderr
+
+
+def _db(db_url: str) -> dict[str, str | None]:
+    return {"DIALER_DATABASE_URL": db_url}
+
+
+@pytest.fixture
+async def server(
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], tmp_path: Path, db_url: str
+) -> TestClient[Any, Any]:
+    """A real HTTP server on a free port: the simulated carrier on a fake clock."""
+    clock = FakeClock(MONDAY_10_NY)
+    settings = Settings(database_url=db_url, worker_id="cli-test")
+    voice = SimulatedVoice(clock, SimProfile(), seed=3)
+    email = MaildirEmail(tmp_path / "maildir", clock)
+    return await aiohttp_client(
+        create_app(settings, clock=clock, voice=voice, email=email, run_engine=False)
+    )
+
+
+async def test_campaign_commands_over_http(server: TestClient[Any, Any]) -> None:
+    rt = server.app[RUNTIME]
+    token, _ = await server.app[ACCOUNTS].create_token("supervisor")
+    env: dict[str, str | None] = {"DIALER_URL": str(server.make_url("")), "DIALER_TOKEN": token}
+
+    async def run(*args: str, stdin: str | None = None) -> Result:
+        return await asyncio.to_thread(cli, "campaign", *args, env=env, stdin=stdin)
+
+    assert (await run("list")).stdout.strip() == "no campaigns"
+    c = await rt.service.create_campaign(
+        {
+            "name": "CLI campaign",
+            "sequence": [{"channel": "voice"}],
+            "caller_ids": ["+14155550100"],
+            "pacing": {"mode": "agentless", "agentless_capacity": 4, "calls_per_second": 50},
+        },
+        actor="test",
+    )
+    await rt.service.leads.add(c.id, leads(6))
+    await rt.service.start(c.id, actor="test")
+    await rt.engine.tick()  # four calls ringing
+    listed = await run("list")
+    assert listed.exit_code == 0
+    assert c.id in listed.stdout and "running" in listed.stdout and "CLI campaign" in listed.stdout
+
+    result = await run("pause", c.id, "--reason", "lunch")
+    assert result.exit_code == 0, result.output
+    assert f"campaign {c.id} paused" in result.stdout
+    assert "in flight at ack: 4" in result.stdout
+    assert (await rt.service.get_campaign(c.id)).state == "paused"
+
+    result = await run("resume", c.id)
+    assert result.exit_code == 0 and f"campaign {c.id} running" in result.stdout
+
+    result = await run("terminate", c.id, stdin="not-the-id\n")
+    assert result.exit_code == 1 and "nothing done" in result.stderr
+    assert (await rt.service.get_campaign(c.id)).state == "running"
+    result = await run("terminate", c.id, "--confirm", c.id)
+    assert result.exit_code == 0 and f"campaign {c.id} stopping" in result.stdout
+
+    result = await run("pause", c.id)  # wrong state: the API's message, non-zero exit
+    assert result.exit_code == 1
+    assert "409 invalid_state" in result.stderr and "current state: stopping" in result.stderr
+    result = await run("pause", "c_nope")
+    assert result.exit_code == 1 and "404 not_found" in result.stderr
+    env["DIALER_TOKEN"] = "dlr_bad_bad"
+    result = await run("list")
+    assert result.exit_code == 1 and "401 unauthorized" in result.stderr
+    env["DIALER_TOKEN"] = None
+    assert (await run("list")).exit_code == 2
+
+
+def test_campaign_command_reports_an_unreachable_server() -> None:
+    port = _free_port()
+    env: dict[str, str | None] = {"DIALER_URL": f"http://127.0.0.1:{port}", "DIALER_TOKEN": "x"}
+    result = cli("campaign", "list", env=env)
+    assert result.exit_code == 1 and "cannot reach" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _get(url: str, token: str | None = None) -> int:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=2) as resp:
+        status: int = resp.status
+        return status
+
+
+def test_serve_starts_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")}
+    env.update(
+        DIALER_PORT=str(port),
+        DIALER_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}",
+        DIALER_MAILDIR=str(tmp_path / "maildir"),
+        DIALER_BOOTSTRAP_TOKEN="serve-test-secret-0123456789",
+    )
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "dialer.cli"]
+    with subprocess.Popen(
+        [*command, "serve"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                assert proc.poll() is None, "dialer serve exited early"
+                try:
+                    if _get(f"{base}/healthz") == 200:
+                        break
+                except OSError:
+                    pass
+                assert time.monotonic() < deadline, "dialer serve did not come up"
+                time.sleep(0.1)
+            assert _get(f"{base}/api/v1/campaigns", "serve-test-secret-0123456789") == 200
+            listed = subprocess.run(
+                [*command, "campaign", "list"],
+                env={**env, "DIALER_TOKEN": "serve-test-secret-0123456789"},
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert listed.returncode == 0 and listed.stdout.strip() == "no campaigns"
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+            assert proc.stdout is not None
+            out = proc.stdout.read()
+            assert f"dialer serving on {base}" in out and "stopped" in out
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_demo_serves_with_a_generated_admin_token(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")}
+    env.update(DIALER_PORT=str(port), DIALER_MAILDIR=str(tmp_path / "maildir"))
+    args = ["demo", "--duration", "5", "--leads", "5", "--no-script"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "dialer.cli", *args],
+        env=env,
+        cwd=tmp_path,  # the demo's SQLite file goes here
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            lines = []
+            for line in proc.stdout:
+                lines.append(line)
+                if line.startswith("admin token for this run"):
+                    break
+            token = lines[-1].split()[-1]
+            assert any(f"API: http://127.0.0.1:{port}/api/v1" in x for x in lines), lines
+            assert _get(f"http://127.0.0.1:{port}/api/v1/campaigns", token) == 200
+            assert proc.wait(timeout=30) == 0
+            rest = proc.stdout.read()
+            assert "running" in rest and "demo stopped; paused: c_" in rest
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

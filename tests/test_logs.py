@@ -1,0 +1,134 @@
+"""Logs through `dialer.logs.configure()` during a short campaign: lifecycle events are there,
+and no lead's phone number or email, no token, password or session secret is (STYLE.md §10).
+
+Everything is captured after the configured formatter ran (what would reach stderr), at DEBUG.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+from dialer import logs
+from dialer.accounts import Accounts
+from dialer.channels.simulated import SimProfile
+from tests.harness import ADMIN, harness, leads
+
+SECRET = "bootstrap-secret-Zq8vX2mL0pR7tY4w"
+PASSWORD = "hunter2-but-longer-9Kd"
+LIFECYCLE = ("campaign.state", "attempt.dispatched", "attempt.ended")
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    """Configure logging as `dialer serve` does, plus a copy of its output in memory; then put
+    logging back as it was."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    noisy = {name: logging.getLogger(name).level for name in ("aiosqlite", "asyncio")}
+    noisy["alembic.runtime.migration"] = logging.getLogger("alembic.runtime.migration").level
+    buffer = io.StringIO()
+    yield buffer
+    structlog.reset_defaults()
+    root.handlers[:] = saved_handlers
+    root.setLevel(saved_level)
+    for name, level in noisy.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def start_capture(buffer: io.StringIO, *, as_json: bool) -> None:
+    logs.configure("DEBUG", json=as_json)
+    root = logging.getLogger()
+    (configured,) = root.handlers
+    copy = logging.StreamHandler(buffer)
+    copy.setFormatter(configured.formatter)
+    root.addHandler(copy)
+
+
+async def exercise_accounts(accounts: Accounts) -> list[str]:
+    """Every way a secret passes through the accounts code; returns the secrets it made."""
+    assert await accounts.verify_token(SECRET) is not None
+    assert await accounts.verify_token(SECRET[::-1]) is None
+    token, _ = await accounts.create_token("supervisor", name="ci")
+    assert await accounts.verify_token(token) is not None
+    await accounts.create_user("ops", PASSWORD, "admin")
+    assert await accounts.login("ops", PASSWORD[::-1]) is None
+    logged_in = await accounts.login("ops", PASSWORD)
+    assert logged_in is not None
+    session, who = logged_in
+    assert await accounts.session(session) is not None
+    return [token, session, who.csrf or "missing-csrf"]
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["console", "json"])
+async def test_campaign_logs_mask_contacts_and_secrets(
+    captured: io.StringIO, sqlite_url: str, tmp_path: Path, as_json: bool
+) -> None:
+    start_capture(captured, as_json=as_json)
+    people = leads(12)
+    profile = SimProfile(answer_rate=0.5, machine_rate=0.2, busy_rate=0.1, fail_rate=0.05)
+    async with harness(sqlite_url, tmp_path, profile=profile) as h:
+        await h.agents("a1", "a2")
+        c = await h.campaign(
+            sequence=[
+                {"channel": "voice", "max_attempts": 1},
+                {"channel": "email", "delay_seconds": 30, "subject": "Hi", "body": "Hello"},
+            ],
+            agent_ids=["a1", "a2"],
+        )
+        result = await h.service.leads.add(c.id, people)
+        assert result.accepted == len(people)
+        await h.service.start(c.id, actor=ADMIN)
+        await h.run(20, step=2)
+        await h.service.pause(c.id, actor=ADMIN, reason="lunch")
+        await h.service.resume(c.id, actor=ADMIN)
+        await h.run(240, step=2)
+        made = await exercise_accounts(Accounts(h.rt.db, h.clock, bootstrap_token=SECRET))
+    # A line that carries secrets and contacts on purpose: masking must catch it.
+    logging.getLogger("dialer.test").warning(
+        "contact %s at %s",
+        people[0]["phone"],
+        people[0]["email"],
+        extra={"token": SECRET, "authorization": f"Bearer {SECRET}", "phone": people[1]["phone"]},
+    )
+
+    text = captured.getvalue()
+    events = _events(text, as_json=as_json)
+    for name in LIFECYCLE:
+        assert name in events, f"no {name} line logged:\n{text[:3000]}"
+    assert "contact" in events, "the deliberate line was not captured"
+    leaked = [p["phone"] for p in people if p["phone"] in text]
+    leaked += [p["phone"].removeprefix("+") for p in people if p["phone"][1:] in text]
+    leaked += [p["email"] for p in people if p["email"] in text]
+    leaked += [s for s in (SECRET, PASSWORD, *made) if s in text]
+    assert not leaked, f"logged in clear: {leaked}"
+
+
+def _events(text: str, *, as_json: bool) -> set[str]:
+    if as_json:
+        return {json.loads(line)["event"].split()[0] for line in text.splitlines() if line}
+    # console: "<timestamp> [<level>] <event> ..." (the timestamp goes first)
+    found = re.findall(r"\[\s*\w+\s*\]\s+(\S+)", text)
+    return set(found)
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["console", "json"])
+def test_exception_text_is_masked(captured: io.StringIO, as_json: bool) -> None:
+    """`log.exception(...)` during a failed request: the traceback carries the exception's
+    message, which may quote a lead's number or address."""
+    start_capture(captured, as_json=as_json)
+    phone, email = "+12125550123", "lead7@example.com"
+    try:
+        raise ValueError(f"carrier rejected {phone} ({email})")
+    except ValueError:
+        logging.getLogger("dialer.test").exception("request.failed")
+    text = captured.getvalue()
+    assert "request.failed" in text and "ValueError" in text
+    assert phone not in text and phone[1:] not in text and email not in text, text
