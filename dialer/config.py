@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_api_base: str | None = None
+    twilio_calls_per_second: float = Field(default=1.0, gt=0)  # the account's CPS limit
+    # Where the agent leg of a bridged call goes: "client:{agent_id}" (Twilio Client
+    # identity) or a phone template like "+1555123{agent_id}".
+    twilio_agent_leg: str = "client:{agent_id}"
+    predictive_max_lines_per_agent: float = Field(default=3.0, ge=1.0)
     smtp_url: SecretStr | None = None
 
     worker_id: str | None = None

@@ -15,8 +15,11 @@ from dialer.api import (
     routes_events,
     routes_health,
     routes_leads,
+    routes_dnc,
     routes_openapi,
+    routes_twilio,
     routes_unsubscribe,
+    routes_web,
 )
 from dialer.api.auth import LoginLimiter, auth_middleware
 from dialer.api.errors import error_middleware
@@ -63,8 +66,11 @@ def create_app(settings: Settings, **runtime_overrides: Any) -> web.Application:
         routes_leads,
         routes_agents,
         routes_events,
+        routes_dnc,
         routes_openapi,
+        routes_twilio,
         routes_unsubscribe,
+        routes_web,
     ):
         app.router.add_routes(module.routes)
     return app
