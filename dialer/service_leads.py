@@ -49,6 +49,14 @@ class LeadIn(BaseModel):
     custom: dict[str, Any] = Field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Position:
+    step: int  # the next step to run (0-based)
+    channel: str | None  # its channel; None once the lead is done
+    due_at: float | None  # when it will be due, while the campaign (and lead) run
+    due_in_seconds: float | None  # delay left, counted in the campaign's clock
+
+
 @dataclass(slots=True)
 class ImportResult:
     accepted: int = 0
@@ -182,6 +190,23 @@ class LeadOps:
                 )
             ).all()
             return lead, list(attempts)
+
+    async def position(self, lead: Lead) -> Position:
+        """Where the lead stands: its next step and when that step is due."""
+        async with self.db.reader() as s:
+            c = await control.load(s, lead.campaign_id)
+        sequence = c.config.get("sequence", [])
+        done = lead.status in ("completed", "stopped", "skipped") or lead.step >= len(sequence)
+        if done:
+            return Position(step=lead.step, channel=None, due_at=None, due_in_seconds=None)
+        clock = control.campaign_clock(c)
+        now = self.clock.now()
+        left = max(0.0, lead.due - clock.now(now))
+        if lead.status == "paused":
+            left = lead.paused_remaining or 0.0
+        running = c.state == "running" and lead.status != "paused"
+        due_at = max(now + left, lead.not_before or 0.0) if running else None
+        return Position(lead.step, sequence[lead.step].get("channel"), due_at, left)
 
     async def page(
         self, campaign_id: str, *, status: str | None = None, limit: int = 100, cursor: int = 0

@@ -21,7 +21,7 @@ from dialer.api.auth import READERS, STAFF, principal, requires
 from dialer.api.docs import doc, reply
 from dialer.api.errors import ApiError, parse, query_int
 from dialer.api.keys import RUNTIME
-from dialer.api.schemas import AttemptOut, LeadDetail, LeadOut
+from dialer.api.schemas import AttemptOut, LeadDetail, LeadOut, PositionOut
 from dialer.api.schemas_in import (
     ImportOut,
     LeadList,
@@ -209,10 +209,15 @@ async def page(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/leads/{id}")
 @requires(*READERS)
-@doc("One lead, with its attempts", response=LeadDetail)
+@doc("One lead, with its position (next step, when due) and attempts", response=LeadDetail)
 async def get(request: web.Request) -> web.Response:
     lead, attempts = await ops(request).get(_lead_id(request))
-    detail = {**LeadOut.of(lead).model_dump(), "attempts": [AttemptOut.of(a) for a in attempts]}
+    position = await ops(request).position(lead)
+    detail = {
+        **LeadOut.of(lead).model_dump(),
+        "position": PositionOut.of(position),
+        "attempts": [AttemptOut.of(a) for a in attempts],
+    }
     return reply(LeadDetail.model_validate(detail))
 
 

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from dialer.domain.campaign import CampaignSpec
 from dialer.service import PauseResult, TerminateResult
 from dialer.service_agents import Queue
+from dialer.service_leads import Position
 from dialer.store.models import Agent, Attempt, Campaign, Event, Lead
 from dialer.store.stats import CampaignStats
 
@@ -270,7 +271,21 @@ class LeadOut(Out):
         )
 
 
+class PositionOut(Out):
+    step: int
+    channel: str | None
+    due_at: datetime | None  # null while the campaign or the lead is paused: the delay is frozen
+    due_in_seconds: float | None
+
+    @classmethod
+    def of(cls, p: Position) -> PositionOut:
+        return cls(
+            step=p.step, channel=p.channel, due_at=iso(p.due_at), due_in_seconds=p.due_in_seconds
+        )
+
+
 class LeadDetail(LeadOut):
+    position: PositionOut
     attempts: list[AttemptOut]
 
 

@@ -82,3 +82,31 @@ async def test_qualify_company_stops_every_open_lead_of_it(db_url: str, tmp_path
         assert reasons[acme[0].id] == "qualified"
         assert {reasons[x.id] for x in acme[1:]} == {"company_stopped"}
         assert {reasons[x.id] for x in items if x.company == "Other"} == {None}
+
+
+async def test_position_tells_the_next_step_and_freezes_while_paused(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with harness(db_url, tmp_path) as h:
+        c = await h.campaign(
+            sequence=[
+                {"channel": "email", "subject": "one", "body": "1"},
+                {"channel": "email", "delay_seconds": 4 * DAY, "subject": "two", "body": "2"},
+            ],
+            caller_ids=[],
+        )
+        await h.service.leads.add(c.id, [{"email": "a@example.com"}])
+        await h.service.start(c.id, actor=ADMIN)
+        await h.tick()
+        await h.advance(DAY)
+        (lead,), _ = await h.service.leads.page(c.id)
+        p = await h.service.leads.position(lead)
+        assert (p.step, p.channel, p.due_in_seconds) == (1, "email", 3 * DAY)
+        assert p.due_at == h.clock.now() + 3 * DAY
+        await h.service.pause(c.id, actor=ADMIN)
+        await h.advance(10 * DAY)
+        p = await h.service.leads.position(lead)
+        assert p.due_at is None and p.due_in_seconds == 3 * DAY  # frozen
+        await h.service.resume(c.id, actor=ADMIN)
+        p = await h.service.leads.position(lead)
+        assert p.due_at == h.clock.now() + 3 * DAY
