@@ -158,17 +158,8 @@ class Service:
             c.name = spec.name
             c.version += 1
             c.updated_at = now
-            events.record(
-                s,
-                at=now,
-                entity="campaign",
-                entity_id=c.id,
-                campaign_id=c.id,
-                type="campaign.updated",
-                actor=actor,
-                from_state=c.state,
-                to_state=c.state,
-                data={"version": c.version, "fields": sorted(changes)},
+            events.campaign_event(
+                s, c, "campaign.updated", at=now, actor=actor, data={"fields": sorted(changes)}
             )
         await self.engine.announce(c)
         return c
@@ -261,17 +252,7 @@ class Service:
             if not c.archived:
                 c.archived = True
                 c.updated_at = now
-                events.record(
-                    s,
-                    at=now,
-                    entity="campaign",
-                    entity_id=c.id,
-                    campaign_id=c.id,
-                    type="campaign.archived",
-                    actor=actor,
-                    from_state=c.state,
-                    to_state=c.state,
-                )
+                events.campaign_event(s, c, "campaign.archived", at=now, actor=actor)
         return c
 
     async def pause_all(self, *, actor: str, reason: str | None = None) -> list[str]:
@@ -361,16 +342,5 @@ class Service:
     ) -> dict[str, Any]:
         now = self.clock.now()
         async with self.db.session() as s:
-            events.record(
-                s,
-                at=now,
-                entity="campaign",
-                entity_id=c.id,
-                campaign_id=c.id,
-                type=type_,
-                actor=actor,
-                from_state=c.state,
-                to_state=c.state,
-                data=data,
-            )
+            events.campaign_event(s, c, type_, at=now, actor=actor, data=data)
         return {"step": type_, "at": now, **data}

@@ -109,18 +109,15 @@ async def transition(
     c.state = target
     c.version += 1
     c.updated_at = now
-    events.record(
+    events.campaign_event(
         session,
+        c,
+        "campaign.state",
         at=now,
-        entity="campaign",
-        entity_id=c.id,
-        campaign_id=c.id,
-        type="campaign.state",
         actor=actor,
         from_state=current,
-        to_state=target,
         reason=reason,
-        data={"version": c.version, "action": str(action)},
+        data={"action": str(action)},
     )
     return Change(c, current, True)
 
@@ -149,17 +146,14 @@ def _schedule(
     c.start_at = at
     c.version += 1
     c.updated_at = now
-    events.record(
+    events.campaign_event(
         session,
+        c,
+        "campaign.scheduled",
         at=now,
-        entity="campaign",
-        entity_id=c.id,
-        campaign_id=c.id,
-        type="campaign.scheduled",
         actor=actor,
         from_state=current,
-        to_state=target,
         reason=reason,
-        data={"version": c.version, "action": str(action), "at": at},
+        data={"action": str(action), "at": at},
     )
     return Change(c, current, True)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from dialer.store.models import Event
+from dialer.store.models import Campaign, Event
 
 SYSTEM = "system"
 
@@ -40,6 +40,33 @@ def record(
     )
     session.add(ev)
     return ev
+
+
+def campaign_event(
+    session: AsyncSession,
+    campaign: Campaign,
+    type: str,
+    *,
+    at: float,
+    actor: str = SYSTEM,
+    from_state: str | None = None,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> Event:
+    """An event about a campaign, stamped with its current state and version."""
+    return record(
+        session,
+        at=at,
+        entity="campaign",
+        entity_id=campaign.id,
+        campaign_id=campaign.id,
+        type=type,
+        actor=actor,
+        from_state=campaign.state if from_state is None else from_state,
+        to_state=campaign.state,
+        reason=reason,
+        data={"version": campaign.version, **(data or {})},
+    )
 
 
 async def list_events(
