@@ -35,6 +35,7 @@ from dialer.store import leads as lead_store
 from dialer.store.models import Attempt, Campaign, Lead
 
 log = logging.getLogger(__name__)
+GAUGE_SECONDS = 15.0
 
 
 @dataclass(slots=True)
@@ -56,6 +57,8 @@ class Engine:
         self._specs: dict[tuple[str, int], CampaignSpec] = {}
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._gauged_at = float("-inf")
+        self._gauged: set[str] = set()
         self._wake = asyncio.Event()
         deps.voice.set_sink(self.on_call_event)
         self._unsubscribe = deps.bus.subscribe(self.on_control)
@@ -137,6 +140,7 @@ class Engine:
         for cid in engaged - {c.id for c in running}:
             async with self.d.db.session() as s:
                 await pool.release(s, cid, now)
+        await self._gauges(running, now)
         for c in running:
             async with self.d.db.session() as s:
                 await pool.engage(s, c, now)
@@ -334,6 +338,24 @@ class Engine:
             if carrier_id and await self.d.voice.cancel(carrier_id):
                 cancelled.append(str(attempt_id))
         return cancelled
+
+    async def _gauges(self, running: list[Campaign], now: float) -> None:
+        """Per-campaign gauges for Grafana and alerts, refreshed every 15 s (a scrape)."""
+        if now - self._gauged_at < GAUGE_SECONDS:
+            return
+        self._gauged_at = now
+        m = self.d.metrics
+        for c in running:
+            spec = self.spec(c)
+            m.campaign_max_abandon_rate.labels(c.id).set(spec.pacing.max_abandon_rate)
+            async with self.d.db.read() as conn:
+                due = await lead_store.count_due(
+                    conn, c.id, control.campaign_clock(c).now(now), now
+                )
+            m.campaign_due_leads.labels(c.id).set(due)
+        for cid in self._gauged - {c.id for c in running}:
+            m.campaign_due_leads.labels(cid).set(0)
+        self._gauged = {c.id for c in running}
 
     async def _count_agents(self) -> None:
         async with self.d.db.read() as conn:

@@ -86,6 +86,18 @@ class Metrics:
             registry=r,
         )
         self.agents = Gauge("dialer_agents", "Agents by state.", ["state"], registry=r)
+        self.campaign_due_leads = Gauge(
+            "dialer_campaign_due_leads",
+            "Leads of a running campaign due now (counted up to 10,000).",
+            ["campaign"],
+            registry=r,
+        )
+        self.campaign_max_abandon_rate = Gauge(
+            "dialer_campaign_max_abandon_rate",
+            "The campaign's abandon-rate cap (pacing.max_abandon_rate).",
+            ["campaign"],
+            registry=r,
+        )
         self.pause_duration = Histogram(
             "dialer_pause_duration_seconds",
             "Pause request received until no new attempt can be dispatched.",
@@ -110,6 +122,11 @@ class Metrics:
         for s in CampaignState:
             try:
                 self.campaign_state.remove(campaign_id, s.value)
+            except KeyError:
+                pass
+        for gauge in (self.campaign_due_leads, self.campaign_max_abandon_rate):
+            try:
+                gauge.remove(campaign_id)
             except KeyError:
                 pass
 

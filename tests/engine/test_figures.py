@@ -58,3 +58,21 @@ async def test_metrics_equal_stats_equal_carrier_record(db_url: str, tmp_path: P
         assert abs(total / len(bridged) - s.calls.avg_duration_seconds) < 0.01
         assert m("dialer_campaign_state", {**label, "state": "completed"}) == 1
         assert m("dialer_campaign_state", {**label, "state": "running"}) == 0
+
+
+async def test_due_leads_and_abandon_cap_gauges(tmp_path: Path) -> None:
+    async with harness(f"sqlite+aiosqlite:///{tmp_path / 'd.db'}", tmp_path) as h:
+        c = await h.campaign(
+            sequence=[{"channel": "voice"}],
+            pacing={"mode": "progressive", "max_abandon_rate": 0.02},
+        )
+        await h.service.leads.add(c.id, leads(5))
+        await h.service.start(c.id, actor=ADMIN)
+        await h.tick()  # no agent: nothing dialled, five leads due
+        m = h.rt.metrics.registry.get_sample_value
+        assert m("dialer_campaign_due_leads", {"campaign": c.id}) == 5
+        assert m("dialer_campaign_max_abandon_rate", {"campaign": c.id}) == 0.02
+        await h.service.pause(c.id, actor=ADMIN)
+        await h.advance(16)
+        await h.tick()
+        assert m("dialer_campaign_due_leads", {"campaign": c.id}) == 0
