@@ -285,12 +285,12 @@ class Service:
             return await campaign_stats(s, c)
 
     async def events(
-        self, campaign_id: str, *, after_id: int = 0, limit: int = 1000
+        self, campaign_id: str, *, after_id: int = 0, limit: int = 1000, entity: str | None = None
     ) -> list[Event]:
         async with self.db.reader() as s:
             await control.load(s, campaign_id)
             return await events.list_events(
-                s, campaign_id=campaign_id, after_id=after_id, limit=limit
+                s, campaign_id=campaign_id, after_id=after_id, limit=limit, entity=entity
             )
 
     async def in_flight(self, campaign_id: str) -> list[Attempt]:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the services the test suite needs are up, on a fresh Debian machine or a dev box:
 # PostgreSQL on 127.0.0.1:5432 with a `test` database reachable as `postgres` without a
-# password, Redis on 127.0.0.1:6379, and `promtool` (from Debian's `prometheus` package).
+# password, Redis on 127.0.0.1:6379, `promtool` (from Debian's `prometheus` package) and
+# /usr/bin/chromium (Debian's `chromium`, for the dashboard's Playwright tests).
 # Idempotent: when everything is already there it changes nothing.
 set -euo pipefail
 
@@ -114,11 +115,18 @@ ensure_promtool() {
     command -v promtool >/dev/null 2>&1 || die "promtool still missing after installing prometheus"
 }
 
+# The dashboard tests drive Debian's Chromium (never a browser downloaded by Playwright).
+ensure_chromium() {
+    [ -x /usr/bin/chromium ] || apt_install chromium
+    [ -x /usr/bin/chromium ] || die "/usr/bin/chromium still missing after installing chromium"
+}
+
 main() {
     ensure_postgres
     ensure_redis
     ensure_promtool
-    log "PostgreSQL, Redis and promtool are ready"
+    ensure_chromium
+    log "PostgreSQL, Redis, promtool and Chromium are ready"
 }
 
 # Sourcing the file only defines the functions (handy to try one step on its own).

@@ -271,7 +271,8 @@ class LiveHub:
             events = await render(s, rows) if rows else []
         if rows:
             self.cursor = rows[-1].id
-            self._changed.update(r.entity_id for r in rows if r.entity == "campaign")
+            # Any row of a campaign (a lead or call ending while it drains) may move its figures.
+            self._changed.update(r.campaign_id for r in rows if r.campaign_id)
             self.publish(events)
         return len(fetched) == PAGE and len(rows) == len(fetched)
 

@@ -28,6 +28,7 @@ from dialer.domain.states import CampaignState
 from dialer.service import Service
 
 routes = web.RouteTableDef()
+ENTITIES = ("campaign", "lead", "agent")
 
 
 def service(request: web.Request) -> Service:
@@ -207,10 +208,22 @@ async def stats(request: web.Request) -> web.Response:
 @routes.get("/api/v1/campaigns/{id}/events")
 @requires(*READERS)
 @doc(
-    "Audit trail, oldest first", response=EventList, query={"after": "integer", "limit": "integer"}
+    "Audit trail, oldest first (?entity=campaign|lead|agent filters)",
+    response=EventList,
+    query={"after": "integer", "limit": "integer", "entity": "string"},
 )
 async def events(request: web.Request) -> web.Response:
     after = query_int(request, "after", 0, lo=0, hi=2**62)
     limit = query_int(request, "limit", 1000, lo=1, hi=10000)
-    items = await service(request).events(request.match_info["id"], after_id=after, limit=limit)
+    entity = request.query.get("entity")
+    if entity is not None and entity not in ENTITIES:
+        raise ApiError(
+            422,
+            "invalid_input",
+            "unknown entity",
+            {"errors": [{"field": "entity", "message": f"one of {', '.join(ENTITIES)}"}]},
+        )
+    items = await service(request).events(
+        request.match_info["id"], after_id=after, limit=limit, entity=entity
+    )
     return reply(EventList(items=[EventOut.of(e) for e in items]))

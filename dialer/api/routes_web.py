@@ -1,7 +1,72 @@
-"""Routes: web (being written)."""
+"""The dashboard (STYLE.md §12): static HTML, ES modules and vendored libraries from `web/`.
+
+No authentication here: the files hold no data; every figure comes from the API with the
+session cookie. Every answer carries a strict Content-Security-Policy (no inline script or
+style, nothing from another origin), so the pages run only the modules served below.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 
+from dialer.api.docs import doc
+from dialer.api.errors import ApiError
+
 routes = web.RouteTableDef()
+
+WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-cache",  # revalidate (ETag / Last-Modified): no stale module mixes
+}
+# Only these kinds of file are served, each with its type (ES modules need a JS type).
+TYPES = {
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+
+
+def _file(root: Path, relative: str) -> Path:
+    """`relative` inside `root`, or 404: no traversal, no hidden files, known types only."""
+    parts = relative.split("/")
+    if not relative or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+        raise ApiError(404, "not_found", "no such file")
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root.resolve()) or path.suffix not in TYPES or not path.is_file():
+        raise ApiError(404, "not_found", "no such file")
+    return path
+
+
+def _send(path: Path) -> web.FileResponse:
+    response = web.FileResponse(path, headers=SECURITY_HEADERS)
+    response.content_type = TYPES[path.suffix]
+    return response
+
+
+@routes.get("/")
+@doc("The dashboard's page (login, campaigns, agent view)", produces="text/html", errors=())
+async def index(request: web.Request) -> web.FileResponse:
+    return _send(_file(WEB_ROOT, "index.html"))
+
+
+@routes.get("/static/{filename:.+}")
+@doc(
+    "The dashboard's modules, styles and vendored libraries (under web/)",
+    produces="*/*",
+    errors=(404,),
+)
+async def static(request: web.Request) -> web.FileResponse:
+    return _send(_file(WEB_ROOT, request.match_info["filename"]))

@@ -75,10 +75,13 @@ async def list_events(
     campaign_id: str | None = None,
     after_id: int = 0,
     limit: int = 1000,
+    entity: str | None = None,
 ) -> list[Event]:
     stmt = select(Event).where(Event.id > after_id).order_by(Event.id).limit(limit)
     if campaign_id is not None:
         stmt = stmt.where(Event.campaign_id == campaign_id)
+    if entity is not None:
+        stmt = stmt.where(Event.entity == entity)
     if isinstance(conn, AsyncSession):
         return list((await conn.scalars(stmt)).all())
     rows = await conn.execute(stmt)

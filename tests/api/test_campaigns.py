@@ -89,3 +89,16 @@ async def test_control_over_http(api: Api) -> None:
     status, body = await api.call("GET", f"/api/v1/campaigns/{cid}/events", role="viewer")
     actors = {e["actor"] for e in body["items"] if e["type"] == "campaign.state"}
     assert "supervisor:supervisor-test" in actors and "admin:bootstrap" in actors
+
+
+async def test_audit_trail_filters_by_entity(api: Api) -> None:
+    c = await api.campaign()
+    await api.runtime.service.leads.add(c["id"], leads(2))
+    await api.call("POST", f"/api/v1/campaigns/{c['id']}/start")
+    await api.tick()
+    status, body = await api.call("GET", f"/api/v1/campaigns/{c['id']}/events?entity=campaign")
+    assert status == 200 and {e["entity"] for e in body["items"]} == {"campaign"}
+    status, body = await api.call("GET", f"/api/v1/campaigns/{c['id']}/events?entity=lead")
+    assert status == 200 and body["items"] and {e["entity"] for e in body["items"]} == {"lead"}
+    status, body = await api.call("GET", f"/api/v1/campaigns/{c['id']}/events?entity=bogus")
+    assert status == 422 and body["error"]["details"]["errors"][0]["field"] == "entity"

@@ -1,0 +1,1 @@
+"""Fakes of external services that the test suite runs on loopback (Twilio's REST API)."""

@@ -1,0 +1,127 @@
+// The campaign page: control, figures and chart, agents, danger zone, leads, configuration,
+// audit trail. Everything on it comes from the API and its live events.
+
+import { api, session } from "./api.js";
+import { auditPanel } from "./audit.js";
+import { configPanel } from "./config.js";
+import { controlPanel } from "./control.js";
+import { crewPanel } from "./crew.js";
+import { showBanner } from "./dialog.js";
+import { badge, debounce, h, replace } from "./dom.js";
+import { figuresPanel } from "./figures.js";
+import { leadsPanel } from "./leads.js";
+import { dangerZone } from "./terminate.js";
+
+export async function campaignView(root, ctx, id) {
+  const path = `/api/v1/campaigns/${encodeURIComponent(id)}`;
+  let [campaign, stats] = await Promise.all([api("GET", path), api("GET", `${path}/stats`)]);
+  const staff = ["admin", "supervisor"].includes(session.me.role);
+  const campaignOf = () => campaign;
+
+  const title = h("h1", {});
+  const state = h("span", { id: "campaign-state" });
+  const meta = h("span", { class: "small muted mono" });
+  const figures = figuresPanel();
+  const crew = crewPanel(campaignOf);
+  const leads = leadsPanel(campaignOf, { staff });
+  const audit = auditPanel(campaignOf);
+  const danger = dangerZone(campaignOf, { staff });
+  const control = controlPanel(campaignOf, {
+    staff,
+    reload,
+    onResult: (r) => crew.released(r.released, `Paused with ${r.in_flight} call${r.in_flight === 1 ? "" : "s"} in flight`),
+  });
+  const config = configPanel(campaignOf, { staff, onSaved: (c) => apply(c) });
+
+  const tabs = [
+    ["overview", "Overview", h("div", { class: "grid cols-2" },
+      h("div", {}, control.el, figures.el), h("div", {}, crew.el, danger.el))],
+    ["leads", "Leads", leads.el],
+    ["config", "Configuration", config.el],
+    ["audit", "Audit trail", audit.el],
+  ];
+  const tabList = h("div", { class: "tabs", role: "tablist", "aria-label": "Campaign sections" });
+  const panels = tabs.map(([key, label, el]) => {
+    const panel = h("div", { role: "tabpanel", id: `tab-${key}`, "aria-labelledby": `tab-btn-${key}`, hidden: key !== "overview" }, el);
+    tabList.append(h("button", { type: "button", role: "tab", id: `tab-btn-${key}`, "aria-controls": `tab-${key}`,
+      "aria-selected": key === "overview" ? "true" : "false", onclick: () => show(key) }, label));
+    return [key, panel];
+  });
+  const loaded = new Set(["overview"]);
+
+  function show(key) {
+    for (const [k, panel] of panels) panel.hidden = k !== key;
+    for (const btn of tabList.children) btn.setAttribute("aria-selected", String(btn.id === `tab-btn-${key}`));
+    if (key === "overview") figures.shown();
+    if (loaded.has(key)) return;
+    loaded.add(key);
+    if (key === "leads") leads.load().catch(showBanner);
+    if (key === "audit") audit.load();
+  }
+
+  function apply(c) {
+    if (c.version < campaign.version) return;
+    if (campaign.state === "paused" && c.state === "running") crew.clearNote();
+    campaign = c;
+    title.textContent = c.name;
+    replace(state, badge(c.state));
+    meta.textContent = `${c.id} · version ${c.version}`;
+    control.update(c);
+    danger.update(c);
+    config.update(c);
+    crew.render();
+  }
+
+  async function reload() {
+    const [c, s] = await Promise.all([api("GET", path), api("GET", `${path}/stats`)]);
+    apply(c);
+    figures.update(s);
+  }
+
+  replace(root,
+    h("p", { class: "small" }, h("a", { href: "#/campaigns" }, "← All campaigns")),
+    h("div", { class: "page-head" }, title, state, meta),
+    tabList, panels.map(([, panel]) => panel));
+  apply(campaign);
+  figures.update(stats);
+  figures.shown();
+  await crew.load();
+
+  ctx.live("campaign.state", (d) => {
+    if (d.campaign.id !== id) return;
+    danger.event(d);
+    apply(d.campaign);
+    audit.changed();
+  });
+  // The stream pushes figures while a campaign runs or stops; calls still in flight after a
+  // pause end later, so then the figures are re-read from GET /stats until nothing is left.
+  let latest = stats;
+  const LIVE = ["running", "stopping"];
+  const refreshStats = debounce(async () => {
+    try {
+      latest = await api("GET", `${path}/stats`);
+      figures.update(latest);
+    } catch (err) {
+      showBanner(err);
+    }
+  }, 700);
+  const settling = setInterval(() => {
+    const busy = latest.calls.in_flight > 0 || latest.emails.in_flight > 0;
+    if (busy && !LIVE.includes(campaign.state)) refreshStats();
+  }, 2000);
+  ctx.onLeave(() => clearInterval(settling));
+  ctx.live("campaign.stats", (d) => {
+    if (d.stats.campaign_id !== id) return;
+    latest = d.stats;
+    figures.update(d.stats);
+  });
+  ctx.live("agent.state", (d) => crew.event(d));
+  ctx.live("lead.state", (d) => {
+    if (d.lead.campaign_id !== id) return;
+    leads.event(d);
+    audit.changed();
+    if (!LIVE.includes(campaign.state)) refreshStats();
+  });
+  ctx.live("resync", () => { reload().catch(showBanner); crew.load(); });
+  ctx.onLeave(figures.stop);
+}
