@@ -164,6 +164,17 @@ class Accounts:
             s.add(user)
         return user
 
+    async def set_password(self, username: str, password: str) -> bool:
+        """A new password for an existing user (False if there is no such user)."""
+        digest = await asyncio.to_thread(hash_password, password)
+        async with self.db.session() as s:
+            user = await s.get(User, username)
+            if user is None:
+                return False
+            user.password_hash = digest
+            await s.execute(delete(Session).where(Session.username == username))
+            return True
+
     async def login(self, username: str, password: str) -> tuple[str, Principal] | None:
         """A new session for good credentials: (session secret, principal with csrf)."""
         async with self.db.session() as s:

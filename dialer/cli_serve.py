@@ -81,16 +81,21 @@ def demo_settings(settings: Settings) -> tuple[Settings, str | None]:
 async def demo(
     settings: Settings, *, leads: int, duration: float | None, script: bool, generated: str | None
 ) -> None:
-    from dialer.api.keys import RUNTIME
-    from dialer.demo import DEMO_ACTOR, seed
+    from dialer.api.keys import ACCOUNTS, RUNTIME
+    from dialer.demo import AGENTS, DEMO_ACTOR, seed, seed_logins
 
     async with serving(settings) as app:
         service = app[RUNTIME].service
         campaign = await seed(service, leads=leads)
+        password = await seed_logins(app[ACCOUNTS])
         await service.start(campaign.id, actor=DEMO_ACTOR)
         url = base_url(settings)
         typer.echo(f"demo campaign {campaign.id} running with {leads} leads")
         typer.echo(f"API: {url}/api/v1   dashboard: {url}/")
+        typer.echo(
+            f"dashboard logins for this run: supervisor, and the agents "
+            f"{', '.join(a for a, _ in AGENTS)} (password {password})"
+        )
         if generated:
             typer.echo(f"admin token for this run (shown once): {generated}")
             typer.echo(f"  export DIALER_URL={url} DIALER_TOKEN=<that token>")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dialer.accounts import Accounts
 from dialer.domain.states import AgentState
 from dialer.service import Service
 from dialer.store.models import Campaign
@@ -51,6 +53,22 @@ def demo_leads(n: int, now: datetime, seed: int = 1) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+async def seed_logins(accounts: Accounts) -> str:
+    """Dashboard logins for the demo: `supervisor` and one per demo agent, all with one
+    password generated for this run (an earlier run's logins get it too)."""
+    known = {u.username for u in await accounts.users()}
+    password = secrets.token_urlsafe(9)
+    for username, role, agent_id in [
+        ("supervisor", "supervisor", None),
+        *((a, "agent", a) for a, _ in AGENTS),
+    ]:
+        if username in known:
+            await accounts.set_password(username, password)
+        else:
+            await accounts.create_user(username, password, role, agent_id=agent_id)
+    return password
 
 
 async def seed(service: Service, *, leads: int = 200) -> Campaign:
