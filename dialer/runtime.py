@@ -49,8 +49,33 @@ def make_voice(settings: Settings, clock: Clock) -> VoiceChannel:
         return SimulatedVoice(
             clock, profile, seed=settings.sim_seed, time_scale=settings.sim_time_scale
         )
+    if settings.voice_provider == "twilio":
+        return _twilio_voice(settings, clock)
     raise ValueError(
-        f"DIALER_VOICE_PROVIDER: {settings.voice_provider!r} is not available; use simulated"
+        f"DIALER_VOICE_PROVIDER: {settings.voice_provider!r} is not one of simulated, twilio"
+    )
+
+
+def _twilio_voice(settings: Settings, clock: Clock) -> VoiceChannel:
+    try:
+        from dialer.channels.twilio import TwilioVoice
+    except ImportError as exc:  # the optional extra is not installed
+        raise RuntimeError(
+            "DIALER_VOICE_PROVIDER=twilio needs the twilio package: pip install 'dialer[twilio]'"
+        ) from exc
+    if not settings.twilio_account_sid or settings.twilio_auth_token is None:
+        raise ValueError(
+            "DIALER_TWILIO_ACCOUNT_SID and DIALER_TWILIO_AUTH_TOKEN are required "
+            "when DIALER_VOICE_PROVIDER=twilio"
+        )
+    return TwilioVoice(
+        clock,
+        account_sid=settings.twilio_account_sid,
+        auth_token=settings.twilio_auth_token.get_secret_value(),
+        public_base_url=settings.public_base_url,
+        agent_leg=settings.twilio_agent_leg,
+        calls_per_second=settings.twilio_calls_per_second,
+        api_base=settings.twilio_api_base,
     )
 
 
@@ -103,8 +128,12 @@ class Runtime:
             lease_seconds=settings.lease_seconds,
             abandon_redial_seconds=settings.abandon_redial_hours * 3600,
             email_batch=settings.email_batch,
+            predictive_max_lines_per_agent=settings.predictive_max_lines_per_agent,
             public_base_url=settings.public_base_url,
             secret=b"",
+            account_calls_per_second=(
+                settings.twilio_calls_per_second if settings.voice_provider == "twilio" else None
+            ),
         )
         deps = Deps(db, bus, clock, voice, email, metrics, Fence(), tuning)
         engine = Engine(deps, tick_seconds=settings.tick_seconds)

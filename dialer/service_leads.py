@@ -29,9 +29,10 @@ from dialer.engine import control
 from dialer.engine.engine import resume_lead
 from dialer.engine.positions import set_status
 from dialer.errors import InvalidState, NotFound, ValidationFailed
+from dialer.service_dnc import DncOps
 from dialer.store import leads as lead_store
 from dialer.store.db import Database
-from dialer.store.models import Attempt, Campaign, DoNotCall, Lead
+from dialer.store.models import Attempt, Campaign, Lead
 
 MAX_IMPORT = 100_000
 _NEEDS = {"phone": "voice", "email": "email"}
@@ -108,6 +109,7 @@ class LeadOps:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
+        self.dnc = DncOps(db, clock)
 
     async def add(
         self, campaign_id: str, rows: list[dict[str, Any]], *, first_row: int = 1
@@ -360,15 +362,11 @@ class LeadOps:
             return [lead.id for lead in rows]
 
     async def add_dnc(self, phones: list[str], *, reason: str | None = None) -> int:
-        now = self.clock.now()
-        added = 0
-        async with self.db.session() as s:
-            for raw in phones:
-                phone = normalize_phone(raw)
-                if await s.get(DoNotCall, phone) is None:
-                    s.add(DoNotCall(phone=phone, reason=reason, added_at=now))
-                    added += 1
-        return added
+        """List numbers on the do-not-call list; returns how many were new (the whole API
+        is `self.dnc`, dialer/service_dnc.py)."""
+        for raw in phones:
+            normalize_phone(raw)  # all or nothing: a bad number raises ContactError
+        return (await self.dnc.add(phones, reason=reason)).added
 
 
 def apply_lead_action(

@@ -1,7 +1,170 @@
-"""Routes: dnc (being written)."""
+"""Do-not-call routes: add or import numbers, page through the list, take a number off.
+
+POST takes JSON `{"phones": [...], "reason"?}` or `text/csv` with a header row that has a
+`phone` column (other columns are ignored; `?reason=` gives the reason). Numbers are
+normalised to E.164 (read as US numbers without a `+`); bad ones are reported by row (JSON:
+1-based index; CSV: line in the file, the header is line 1) and the good ones kept. The list
+is checked at claim time: a listed lead is stopped with reason `dnc`, never dialled.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import re
+from datetime import UTC, datetime
+from typing import Any
+
 from aiohttp import web
+from pydantic import Field
+
+from dialer.api.auth import READERS, STAFF, requires
+from dialer.api.docs import doc, reply
+from dialer.api.errors import ApiError, parse, query_int
+from dialer.api.keys import RUNTIME
+from dialer.api.routes_leads import CSV_TYPES, decode
+from dialer.api.schemas import In, Out
+from dialer.api.schemas_in import RejectedRow
+from dialer.service_dnc import MAX_DNC_IMPORT, DncOps, DncResult
 
 routes = web.RouteTableDef()
+
+_CURSOR = re.compile(r"[0-9]{1,19}")  # the digits of the last number of a page
+
+
+class DncIn(In):
+    phones: list[Any] = Field(max_length=MAX_DNC_IMPORT, description="numbers, E.164 or US")
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class DncAddOut(Out):
+    added: int = Field(description="numbers newly listed (already listed ones are not counted)")
+    rejected: list[RejectedRow]
+
+
+class DncOut(Out):
+    phone: str
+    reason: str | None
+    added_at: datetime
+
+
+class DncPage(Out):
+    items: list[DncOut]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
+
+
+def _iso(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def ops(request: web.Request) -> DncOps:
+    return request.app[RUNTIME].service.leads.dnc
+
+
+def _invalid(field: str, message: str) -> ApiError:
+    return ApiError(
+        422, "invalid_input", message, {"errors": [{"field": field, "message": message}]}
+    )
+
+
+def csv_phones(text: str) -> tuple[list[str], list[int]]:
+    """The `phone` cells of a CSV with a header row, and the line each starts on."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    phones: list[str] = []
+    lines: list[int] = []
+    try:
+        for header in reader:
+            if any(c.strip() for c in header):
+                break
+        else:
+            raise _invalid("body", "the CSV is empty")
+        names = [re.sub(r"[\s-]+", "_", c.strip().lower()) for c in header]
+        if "phone" not in names:
+            raise _invalid("body", "no `phone` column: line 1 must name the columns")
+        column = names.index("phone")
+        end = reader.line_num
+        for cells in reader:
+            line, end = end + 1, reader.line_num
+            if not any(c.strip() for c in cells):
+                continue
+            if len(phones) >= MAX_DNC_IMPORT:
+                raise _invalid("body", f"at most {MAX_DNC_IMPORT} numbers per import")
+            phones.append(cells[column] if column < len(cells) else "")
+            lines.append(line)
+    except csv.Error as exc:
+        raise _invalid("body", f"line {reader.line_num}: {exc}") from None
+    return phones, lines
+
+
+async def _import_csv(request: web.Request) -> DncResult:
+    phones, lines = csv_phones(decode(await request.read(), request.charset))
+    reason = request.query.get("reason")
+    if reason is not None and len(reason) > 500:
+        raise _invalid("reason", "at most 500 characters")
+    result = await ops(request).add(phones, reason=reason, first_row=0)
+    for rejected in result.rejected:
+        rejected["row"] = lines[rejected["row"]]
+    return result
+
+
+@routes.post("/api/v1/dnc")
+@requires(*STAFF)
+@doc(
+    "Add numbers to the do-not-call list: JSON {phones, reason?} or text/csv with a phone "
+    "column; bad numbers are reported by row and the good ones kept",
+    body=DncIn,
+    response=DncAddOut,
+    query={"reason": "string"},
+    content_types=("application/json", "text/csv"),
+    errors=(400, 401, 403, 415, 422),
+)
+async def add(request: web.Request) -> web.Response:
+    content_type = request.content_type
+    if content_type == "application/json" or content_type.endswith("+json"):
+        body = await parse(request, DncIn)
+        result = await ops(request).add(body.phones, reason=body.reason)
+    elif content_type in CSV_TYPES:
+        result = await _import_csv(request)
+    else:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"send application/json or text/csv, not {content_type}",
+            {"content_type": content_type},
+        )
+    return reply(DncAddOut.model_validate({"added": result.added, "rejected": result.rejected}))
+
+
+@routes.get("/api/v1/dnc")
+@requires(*READERS)
+@doc(
+    "The do-not-call list in number order, a page at a time",
+    response=DncPage,
+    query={"limit": "integer", "cursor": "string"},
+    errors=(401, 403, 422),
+)
+async def page(request: web.Request) -> web.Response:
+    limit = query_int(request, "limit", 100, lo=1, hi=1000)
+    cursor = request.query.get("cursor", "")
+    if cursor and not _CURSOR.fullmatch(cursor):
+        raise _invalid("cursor", "not a cursor from this API (use next_cursor)")
+    items, next_cursor = await ops(request).page(
+        limit=limit, cursor=f"+{cursor}" if cursor else None
+    )
+    return reply(
+        DncPage(
+            items=[
+                DncOut(phone=d.phone, reason=d.reason, added_at=_iso(d.added_at)) for d in items
+            ],
+            # Digits only: a `+` in a query string reads as a space.
+            next_cursor=next_cursor.lstrip("+") if next_cursor else None,
+        )
+    )
+
+
+@routes.delete("/api/v1/dnc/{phone}")
+@requires(*STAFF)
+@doc("Take a number off the do-not-call list", status=204, errors=(401, 403, 404))
+async def remove(request: web.Request) -> web.Response:
+    await ops(request).remove(request.match_info["phone"])
+    return web.Response(status=204)

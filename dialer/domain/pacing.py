@@ -1,17 +1,32 @@
 """Pacing: how many dials (or sends) to start on this tick (DESIGN.md §5).
 
 Pure arithmetic over a snapshot the engine takes; no clock, no I/O.
+
+Predictive pacing sizes the lines in flight so that the answers they bring are expected to
+overflow the agents who can take them by no more than an abandon budget. The answers of `n`
+lines are Binomial(n, answer_rate); the agents able to take them are the free ones, those
+whose wrap-up ends within the expected ring time, and the expected share of agents on a call
+that ends (plus its wrap-up) within that ring time. The budget comes from the campaign's
+abandon cap minus the abandon rate it already has over the rolling window (DESIGN.md §7), so
+the ratio adapts: it rises while the campaign is well under its cap and falls back to one line
+per free agent (progressive) at the cap, or while there is too little data to trust.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 
 # Guards floor() against float products landing just under an integer (4.35 * 100 is
 # 434.99999999999994), which would silently drop a line.
 _EPSILON = 1e-9
+# Fewer human answers than this in the window and the figures are noise: dial progressively.
+MIN_ANSWERS = 20
+# How far above the cap's headroom the model may aim. The binomial model treats every answer
+# as arriving at once, against agents frozen in place; real answers spread over the ring time
+# while agents free up, so the model overstates abandons and may aim at twice the headroom.
+BUDGET_GAIN = 2.0
 
 
 class PacingMode(StrEnum):
@@ -24,28 +39,45 @@ class PacingMode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PacingInput:
-    """A snapshot of one campaign's capacity; all counts are non-negative."""
+    """A snapshot of one campaign's capacity and recent figures; all non-negative.
+
+    The recent figures are only read in predictive mode; their defaults (no data) make it
+    behave like progressive.
+    """
 
     mode: PacingMode
-    lines_per_agent: float  # power/predictive ratio; progressive always uses 1
+    lines_per_agent: float  # power ratio; progressive always uses 1, predictive adapts
     available_agents: int  # engaged with the campaign and free now
     live_calls: int  # queued/ringing at the carrier, not yet answered
     max_lines: int | None = None  # hard cap on concurrent unanswered calls
     agentless_capacity: int = 10  # concurrent dials in agentless mode
+    # -- predictive ---------------------------------------------------------------------
+    max_lines_per_agent: float = 3.0  # settings.predictive_max_lines_per_agent
+    max_abandon_rate: float = 0.03  # the campaign's cap, of human answers
+    abandon_rate: float = 0.0  # abandoned / human answers over the rolling window
+    answered_humans: int = 0  # human answers over the rolling window
+    answer_rate: float = 0.0  # human answers per finished dial, recent
+    mean_ring_seconds: float = 0.0  # dial to answer, recent
+    mean_talk_seconds: float = 0.0  # bridged talk time, recent
+    wrap_up_seconds: float = 0.0  # the campaign's wrap-up after each call
+    agents_on_call: int = 0
+    wrap_up_left: tuple[float, ...] = ()  # seconds left, one per agent in wrap-up
 
     def __post_init__(self) -> None:
-        if not math.isfinite(self.lines_per_agent) or self.lines_per_agent < 0:
-            raise ValueError(f"lines_per_agent must be finite and >= 0: {self.lines_per_agent}")
-        counts = {
-            "available_agents": self.available_agents,
-            "live_calls": self.live_calls,
-            "agentless_capacity": self.agentless_capacity,
-        }
-        if self.max_lines is not None:
-            counts["max_lines"] = self.max_lines
-        for name, value in counts.items():
-            if value < 0:
-                raise ValueError(f"{name} must be >= 0: {value}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{f.name} must be finite and >= 0: {value}")
+        for rate in ("max_abandon_rate", "abandon_rate", "answer_rate"):
+            if getattr(self, rate) > 1:
+                raise ValueError(f"{rate} must be <= 1: {getattr(self, rate)}")
+        if self.max_lines_per_agent < 1:
+            raise ValueError(f"max_lines_per_agent must be >= 1: {self.max_lines_per_agent}")
+        if any(not math.isfinite(w) or w < 0 for w in self.wrap_up_left):
+            raise ValueError("wrap_up_left must be finite and >= 0")
+        object.__setattr__(self, "wrap_up_left", tuple(self.wrap_up_left))
 
 
 def _lines(agents: int, ratio: float) -> int:
@@ -58,8 +90,8 @@ def dials_to_place(p: PacingInput) -> int:
     - preview: 0, the agent clicks to dial and the engine never auto-dials;
     - progressive: one line per free agent;
     - power: floor(free agents * lines_per_agent) lines;
-    - predictive: for now power with the ratio clamped to at least 1 (never fewer lines than
-      agents); the adaptive ratio that holds the abandon rate under the cap comes later;
+    - predictive: `predictive_lines` (adaptive, between 1 line per free agent and
+      `max_lines_per_agent` per agent able to answer);
     - agentless: `agentless_capacity` lines whatever the agents.
 
     Calls already live count against the target, and `max_lines` caps live + new.
@@ -72,12 +104,83 @@ def dials_to_place(p: PacingInput) -> int:
         case PacingMode.POWER:
             target = _lines(p.available_agents, p.lines_per_agent)
         case PacingMode.PREDICTIVE:
-            target = _lines(p.available_agents, max(1.0, p.lines_per_agent))
+            target = predictive_lines(p)
         case PacingMode.AGENTLESS:
             target = p.agentless_capacity
     if p.max_lines is not None:
         target = min(target, p.max_lines)
     return max(0, target - p.live_calls)
+
+
+def abandon_budget(p: PacingInput) -> float:
+    """The abandon rate the model may aim at now; 0 means dial progressively."""
+    if p.answered_humans < MIN_ANSWERS or p.abandon_rate >= p.max_abandon_rate:
+        return 0.0
+    return BUDGET_GAIN * (p.max_abandon_rate - p.abandon_rate)
+
+
+def agents_soon_free(p: PacingInput) -> tuple[int, float]:
+    """Agents able to take an answer within the expected ring time.
+
+    Returns the agents counted as lines (free, and wrap-ups ending within the ring time) and
+    the expected number on a call that will also be free by then (talk time taken as
+    exponential: the chance a call ends within t is 1 - exp(-t / mean)).
+    """
+    ring = p.mean_ring_seconds
+    soon = sum(1 for left in p.wrap_up_left if left <= ring)
+    horizon = ring - p.wrap_up_seconds
+    on_call = 0.0
+    if p.agents_on_call and horizon > 0 and p.mean_talk_seconds > 0:
+        on_call = p.agents_on_call * -math.expm1(-horizon / p.mean_talk_seconds)
+    return p.available_agents + soon, on_call
+
+
+def expected_overflow(lines: int, answer_rate: float, agents: float) -> float:
+    """E[max(0, X - agents)] for X ~ Binomial(lines, answer_rate): answers left waiting."""
+    if lines <= 0 or answer_rate <= 0:
+        return 0.0
+    q = 1.0 - answer_rate
+    if q <= 0:
+        return max(0.0, lines - agents)
+    # Walk the pmf upwards with the recurrence P(k+1) = P(k) * (n-k)/(k+1) * p/q, in logs
+    # so that large n (q**n underflows) stays exact enough.
+    log_pk = lines * math.log(q)
+    ratio = math.log(answer_rate) - math.log(q)
+    total = 0.0
+    for k in range(lines + 1):
+        if k > agents:
+            total += (k - agents) * math.exp(log_pk)
+        if k < lines:
+            log_pk += math.log(lines - k) - math.log(k + 1) + ratio
+    return total
+
+
+def predictive_lines(p: PacingInput) -> int:
+    """Lines (live + new) to keep in flight under predictive pacing.
+
+    Never fewer than one per free agent; never more than `max_lines_per_agent` per agent
+    counted (free or about to be); one per free agent while the budget is 0.
+    """
+    budget = abandon_budget(p)
+    counted, on_call = agents_soon_free(p)
+    if budget <= 0 or p.answer_rate <= 0 or counted == 0:
+        return p.available_agents
+    floor_lines = p.available_agents
+    ceiling = max(floor_lines, _lines(counted, p.max_lines_per_agent))
+    capacity = counted + on_call
+
+    def within(n: int) -> bool:
+        return expected_overflow(n, p.answer_rate, capacity) <= budget * n * p.answer_rate
+
+    # The expected abandon share rises with n: binary-search the last n within the budget.
+    lo, hi = floor_lines, ceiling  # lo is always allowed (the floor), hi maybe not
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if within(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def email_batch(capacity: int, in_flight: int) -> int:

@@ -24,6 +24,9 @@ class Tuning:
     public_base_url: str = "http://127.0.0.1:8080"
     secret: bytes = b""
     abandon_message: str = "Sorry we missed you. We will call back later."
+    # The carrier account's calls-per-second limit; no campaign dials faster (None: no cap).
+    account_calls_per_second: float | None = None
+    predictive_max_lines_per_agent: float = 3.0
 
 
 @dataclass(slots=True)

@@ -21,14 +21,15 @@ from dialer.agents import pool
 from dialer.channels.base import ChannelError, DialRequest, EmailMessage
 from dialer.domain.campaign import CampaignSpec, Channel, ResumePolicy
 from dialer.domain.contacts import mask_phone
-from dialer.domain.pacing import PacingInput, dials_to_place, email_batch
-from dialer.domain.states import AttemptStatus, LeadStatus
+from dialer.domain.pacing import dials_to_place, email_batch
+from dialer.domain.states import AttemptStatus, LeadStatus, StopReason
 from dialer.domain.timeline import missed_during_pause
 from dialer.domain.windows import campaign_open, next_allowed
 from dialer.engine.control import campaign_clock
 from dialer.engine.deps import Deps
 from dialer.engine.outcomes import Outcomes
 from dialer.engine.positions import advance, set_status
+from dialer.engine.stats_window import StatsWindow
 from dialer.store import leads as lead_store
 from dialer.store.models import Attempt, Campaign, Lead
 
@@ -79,6 +80,7 @@ class Dispatcher:
     def __init__(self, deps: Deps, outcomes: Outcomes) -> None:
         self.d = deps
         self.outcomes = outcomes
+        self.stats = StatsWindow()
 
     async def run_campaign(self, c: Campaign, spec: CampaignSpec, now: float) -> int:
         """One dispatch round for a running campaign; returns attempts handed to channels."""
@@ -98,9 +100,7 @@ class Dispatcher:
                 n = await self._voice_capacity(s, c, spec)
                 if n > 0:
                     # The calls-per-second limit of the carrier account, shared on the bus.
-                    n = await self.d.bus.take(
-                        f"cps:{self.d.voice.name}", spec.pacing.calls_per_second, n
-                    )
+                    n = await self.d.bus.take(f"cps:{self.d.voice.name}", self._cps(spec), n)
                 if n > 0:
                     prepared += await self._claim(s, c, spec, voice_steps, n, now)
             if email_steps:
@@ -110,6 +110,11 @@ class Dispatcher:
         for p in prepared:
             sent += await self.dispatch(p, spec)
         return sent
+
+    def _cps(self, spec: CampaignSpec) -> float:
+        cap = self.d.tuning.account_calls_per_second
+        rate = spec.pacing.calls_per_second
+        return rate if cap is None else min(rate, cap)
 
     async def _voice_capacity(self, s: AsyncSession, c: Campaign, spec: CampaignSpec) -> int:
         live = await s.scalar(
@@ -122,15 +127,16 @@ class Dispatcher:
             )
         )
         available = await pool.count_available(s, c.id)
-        return dials_to_place(
-            PacingInput(
-                mode=spec.pacing.mode,
-                lines_per_agent=spec.pacing.lines_per_agent,
-                available_agents=available,
-                live_calls=int(live or 0),
-                agentless_capacity=spec.pacing.agentless_capacity,
-            )
+        snapshot = await self.stats.pacing_input(
+            s,
+            c.id,
+            spec,
+            available_agents=available,
+            live_calls=int(live or 0),
+            max_lines_per_agent=self.d.tuning.predictive_max_lines_per_agent,
+            now=self.d.clock.now(),
         )
+        return dials_to_place(snapshot)
 
     async def _claim(
         self,
@@ -153,7 +159,8 @@ class Dispatcher:
                 now=now,
                 due_before=clock.now(now),
                 lease_until=now + self.d.tuning.lease_seconds,
-                check_dnc=bool(spec.has_voice),
+                # Do-not-call binds calls only: an email step of the same lead still goes.
+                check_dnc=any(Channel(spec.sequence[i].channel) is Channel.VOICE for i in steps),
             ),
             skip_locked=not self.d.db.is_sqlite,
         )
@@ -167,6 +174,12 @@ class Dispatcher:
         fresh: list[tuple[Lead, Attempt, str]] = []
         for row in rows:
             lead = leads[row.id]
+            if row.dnc:
+                # On the do-not-call list (DESIGN.md §7): never dialled, stopped for good.
+                lead.stop_reason = StopReason.DNC
+                lead.lease_owner = lead.lease_until = None
+                set_status(s, lead, LeadStatus.STOPPED, now, reason=StopReason.DNC)
+                continue
             if self._skip_missed(s, c, spec, lead, now):
                 continue
             channel = Channel(spec.sequence[lead.step].channel)

@@ -34,6 +34,7 @@ class _Flips:
     duration: float | None = None
     answered_by: str = "unknown"
     live_answer: bool = False  # first news that a person or machine picked up
+    late_machine: bool = False  # a live call found to be a machine after it was answered
 
 
 class Outcomes:
@@ -53,6 +54,8 @@ class Outcomes:
         self._count(campaign_id, flips)
         if flips.live_answer:
             await self._answered(attempt_id, campaign_id, ev.carrier_id, flips.answered_by)
+        elif flips.late_machine:  # async AMD: the message plays at the beep, then hang up
+            await self._hangup(ev.carrier_id, self.d.tuning.abandon_message)
 
     async def _apply(self, attempt_id: int, ev: CallEvent) -> tuple[_Flips, str | None]:
         flips = _Flips()
@@ -65,7 +68,20 @@ class Outcomes:
                 a.carrier_id = ev.carrier_id
             new = AttemptStatus(ev.status)
             if not attempt_advances(AttemptStatus(a.status), new):
-                return flips, a.campaign_id  # duplicate or late: nothing moves
+                # Duplicate or late: the status stays, but facts still count. A `ringing`
+                # that arrives after `busy` still means the call rang, and async AMD (Twilio)
+                # says who answered after the answer, on a call the engine may have bridged.
+                if new is AttemptStatus.RINGING and not a.rang:
+                    a.rang = flips.rang = True
+                refines = a.answered_at is not None and a.answered_by in (None, "unknown")
+                if refines and ev.answered_by not in (None, "unknown"):
+                    a.answered_by = ev.answered_by
+                    flips.late_machine = (
+                        ev.answered_by == "machine"
+                        and a.status == AttemptStatus.IN_PROGRESS
+                        and not a.abandoned
+                    )
+                return flips, a.campaign_id
             a.status = new
             a.updated_at = now
             a.history = [*a.history, {"status": new, "at": ev.at}]

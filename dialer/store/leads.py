@@ -6,7 +6,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Row,
+    exists,
+    false,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dialer.domain.states import CampaignState, LeadStatus
@@ -38,7 +48,7 @@ class ClaimRequest:
     now: float
     due_before: float  # in the campaign's clock
     lease_until: float
-    check_dnc: bool
+    check_dnc: bool  # flag leads whose phone is on the do-not-call list
 
 
 async def insert_leads(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
@@ -48,6 +58,9 @@ async def insert_leads(conn: AsyncConnection, rows: list[dict[str, Any]]) -> Non
 
 async def claim(conn: AsyncConnection, req: ClaimRequest, *, skip_locked: bool) -> list[Row[Any]]:
     """Lease up to `limit` due leads of a running campaign, in one statement.
+
+    Each row carries `dnc`: with `check_dnc`, whether the lead's phone is on the do-not-call
+    list (such a lead must be stopped, never dialled); without, always false.
 
     The campaign's state and version are part of the statement: a campaign paused (version
     bumped) after the worker last looked claims nothing.
@@ -72,17 +85,23 @@ async def claim(conn: AsyncConnection, req: ClaimRequest, *, skip_locked: bool) 
         .order_by(Lead.due, Lead.id)
         .limit(req.limit)
     )
-    if req.check_dnc:
-        candidates = candidates.where(
-            ~exists().where(and_(Lead.phone.is_not(None), DoNotCall.phone == Lead.phone))
-        )
+    # Leads on the do-not-call list are claimed too, flagged, so the caller stops them
+    # (reason `dnc`): left out of the claim they would stay open and the campaign would never
+    # complete.
+    listed = (
+        # Spelled out: SQLite renders RETURNING columns unqualified, where `phone` would
+        # resolve to the dnc table's own column.
+        exists().where(DoNotCall.phone == literal_column(f"{Lead.__tablename__}.phone"))
+        if req.check_dnc
+        else false()
+    )
     if skip_locked:
         candidates = candidates.with_for_update(skip_locked=True)
     stmt = (
         update(Lead)
         .where(Lead.id.in_(candidates.scalar_subquery()))
         .values(lease_owner=req.worker_id, lease_until=req.lease_until, updated_at=req.now)
-        .returning(*CLAIM_COLUMNS)
+        .returning(*CLAIM_COLUMNS, listed.label("dnc"))
     )
     result = await conn.execute(stmt)
     # RETURNING keeps no order: hand the leads over in due order.

@@ -1,12 +1,24 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dialer.domain.pacing import PacingInput, PacingMode, dials_to_place, email_batch
+from dialer.domain.pacing import (
+    MIN_ANSWERS,
+    PacingInput,
+    PacingMode,
+    abandon_budget,
+    agents_soon_free,
+    dials_to_place,
+    email_batch,
+    expected_overflow,
+    predictive_lines,
+)
 
 P = PacingMode
 
@@ -28,8 +40,8 @@ P = PacingMode
         (PacingInput(P.POWER, 4.35, available_agents=100, live_calls=0), 435),  # no float loss
         (PacingInput(P.POWER, 0.5, available_agents=3, live_calls=0), 1),
         (PacingInput(P.POWER, 2.0, available_agents=0, live_calls=0), 0),
-        # predictive (for now): power with the ratio at least 1
-        (PacingInput(P.PREDICTIVE, 2.5, available_agents=2, live_calls=1), 4),
+        # predictive without figures: progressive (see the predictive tables below)
+        (PacingInput(P.PREDICTIVE, 2.5, available_agents=2, live_calls=1), 1),
         (PacingInput(P.PREDICTIVE, 0.5, available_agents=4, live_calls=0), 4),
         (PacingInput(P.PREDICTIVE, 2.0, available_agents=0, live_calls=0), 0),
         # agentless ignores agents
@@ -57,6 +69,13 @@ def test_dials_to_place(p: PacingInput, expected: int) -> None:
         {"live_calls": -1},
         {"max_lines": -1},
         {"agentless_capacity": -1},
+        {"answer_rate": 1.5},
+        {"abandon_rate": -0.1},
+        {"max_abandon_rate": 2.0},
+        {"mean_talk_seconds": math.nan},
+        {"max_lines_per_agent": 0.5},
+        {"agents_on_call": -1},
+        {"wrap_up_left": (1.0, -2.0)},
     ],
 )
 def test_input_rejects_negative_or_non_finite(kwargs: dict[str, float]) -> None:
@@ -98,8 +117,11 @@ def test_pacing_properties(p: PacingInput) -> None:
         assert n == 0
     if p.max_lines is not None:
         assert n == 0 or p.live_calls + n <= p.max_lines
-    if p.mode in (PacingMode.POWER, PacingMode.PREDICTIVE):
+    if p.mode is PacingMode.POWER:
         assert n <= math.ceil(p.available_agents * max(1.0, p.lines_per_agent))
+    if p.mode is PacingMode.PREDICTIVE:  # no figures: progressive
+        cap = p.available_agents if p.max_lines is None else min(p.available_agents, p.max_lines)
+        assert n == max(0, cap - p.live_calls)
 
 
 @given(st.integers(0, 1000), st.integers(0, 1000))
@@ -107,3 +129,124 @@ def test_email_batch_fills_to_capacity(capacity: int, in_flight: int) -> None:
     n = email_batch(capacity, in_flight)
     assert n >= 0
     assert n == 0 or in_flight + n == capacity
+
+
+# -- predictive -------------------------------------------------------------------------------
+# A campaign with enough history: 30 % of dials answered by a person, 15 s ring, 90 s talk,
+# 10 s wrap-up, no abandons yet.
+SEEN = {
+    "answered_humans": 100,
+    "answer_rate": 0.3,
+    "mean_ring_seconds": 15.0,
+    "mean_talk_seconds": 90.0,
+    "wrap_up_seconds": 10.0,
+}
+
+
+def predictive(available: int, live: int = 0, **figures: Any) -> PacingInput:
+    return PacingInput(P.PREDICTIVE, 1.0, available, live, **{**SEEN, **figures})
+
+
+@pytest.mark.parametrize(
+    ("p", "expected"),
+    [
+        # too little data (< 20 human answers): one line per free agent
+        (predictive(5, answered_humans=19), 5),
+        (predictive(5, 2, answered_humans=0), 3),
+        # at or over the abandon cap: back to progressive
+        (predictive(5, abandon_rate=0.03), 5),
+        (predictive(5, 1, abandon_rate=0.05), 4),
+        (predictive(5, abandon_rate=0.01, max_abandon_rate=0.01), 5),
+        # no answers seen: nothing to predict with
+        (predictive(5, answer_rate=0.0), 5),
+        # enough data and room under the cap: more lines than agents
+        (predictive(5), 12),
+        (predictive(5, 4), 8),  # live calls count against the lines
+        (predictive(10, max_lines_per_agent=10), 29),
+        # the closer to the cap, the fewer lines
+        (predictive(10, max_lines_per_agent=10, abandon_rate=0.02), 24),
+        (predictive(10, max_lines_per_agent=10, abandon_rate=0.029), 18),
+        # the configured ceiling on lines per agent
+        (predictive(4, max_lines_per_agent=1.5), 6),
+        (predictive(5, max_lines_per_agent=1.0), 5),
+        # one free agent alone: a second line would overflow too often
+        (predictive(1), 1),
+        # agents on a call that may end within the ring time widen the pool
+        (predictive(2, agents_on_call=18, max_lines_per_agent=10), 6),
+        # a wrap-up ending within the ring time counts as an agent; a long one does not
+        (predictive(0, wrap_up_left=(3.0, 30.0)), 1),
+        (predictive(0, wrap_up_left=(30.0,)), 0),
+        (predictive(0), 0),
+        # max_lines still caps live + new
+        (predictive(5, 2, max_lines=6), 4),
+    ],
+)
+def test_predictive(p: PacingInput, expected: int) -> None:
+    assert dials_to_place(p) == expected
+
+
+def overflow_by_hand(n: int, rate: float, agents: float) -> float:
+    return sum(
+        math.comb(n, k) * rate**k * (1 - rate) ** (n - k) * max(0.0, k - agents)
+        for k in range(n + 1)
+    )
+
+
+@given(st.integers(0, 60), st.floats(0, 1), st.floats(0, 40, allow_nan=False))
+def test_expected_overflow_is_the_binomial_mean(n: int, rate: float, agents: float) -> None:
+    assert expected_overflow(n, rate, agents) == pytest.approx(
+        overflow_by_hand(n, rate, agents), rel=1e-6, abs=1e-9
+    )
+
+
+def test_expected_overflow_large_n_does_not_underflow() -> None:
+    # q**n underflows to 0 for n = 5000: the log-space walk keeps the mean right.
+    mean = 5000 * 0.5
+    assert expected_overflow(5000, 0.5, 0) == pytest.approx(mean, rel=1e-6)
+
+
+rates = st.floats(0, 1, allow_nan=False)
+predictive_inputs = st.builds(
+    PacingInput,
+    mode=st.just(PacingMode.PREDICTIVE),
+    lines_per_agent=st.floats(0, 10, allow_nan=False),
+    available_agents=st.integers(0, 60),
+    live_calls=st.integers(0, 200),
+    max_lines=st.none() | st.integers(0, 300),
+    max_lines_per_agent=st.floats(1, 5, allow_nan=False),
+    max_abandon_rate=st.floats(0, 0.2, allow_nan=False),
+    abandon_rate=st.floats(0, 0.2, allow_nan=False),
+    answered_humans=st.integers(0, 500),
+    answer_rate=rates,
+    mean_ring_seconds=st.floats(0, 60, allow_nan=False),
+    mean_talk_seconds=st.floats(0, 600, allow_nan=False),
+    wrap_up_seconds=st.floats(0, 60, allow_nan=False),
+    agents_on_call=st.integers(0, 60),
+    wrap_up_left=st.lists(st.floats(0, 120, allow_nan=False), max_size=20).map(tuple),
+)
+
+
+@given(predictive_inputs)
+def test_predictive_bounds(p: PacingInput) -> None:
+    lines = predictive_lines(p)
+    counted, _ = agents_soon_free(p)
+    # Never below one line per free agent, never above the configured lines per agent.
+    assert lines >= p.available_agents
+    assert lines <= max(p.available_agents, math.floor(counted * p.max_lines_per_agent + 1e-9))
+    n = dials_to_place(p)
+    assert n >= 0
+    if p.max_lines is None:
+        assert n == max(0, lines - p.live_calls)
+    if p.abandon_rate >= p.max_abandon_rate or p.answered_humans < MIN_ANSWERS:
+        assert lines == p.available_agents  # the fallback: progressive
+    if lines > p.available_agents:
+        # The extra lines are within the abandon budget by the model's own reckoning.
+        capacity = counted + agents_soon_free(p)[1]
+        share = expected_overflow(lines, p.answer_rate, capacity) / (lines * p.answer_rate)
+        assert share <= abandon_budget(p) + 1e-12
+
+
+@given(predictive_inputs, st.floats(0, 0.2, allow_nan=False))
+def test_predictive_backs_off_as_abandons_rise(p: PacingInput, more: float) -> None:
+    worse = replace(p, abandon_rate=min(1.0, p.abandon_rate + more))
+    assert predictive_lines(worse) <= predictive_lines(p)

@@ -199,12 +199,16 @@ async def test_steps_select_leads(db: Database) -> None:
     assert await claimed_ids(db, request(steps=(0, 1, 2))) == [first]
 
 
-async def test_dnc_phone_not_claimed_when_checked(db: Database) -> None:
+async def test_dnc_phone_claimed_and_flagged_when_checked(db: Database) -> None:
+    """A listed lead is claimed with `dnc` set, so the dispatcher stops it (never dials it);
+    left unclaimed it would stay open forever."""
     listed, free = await add(
         db, lead(1), lead(2), DoNotCall(phone="+12125550001", reason="asked", added_at=NOW)
     )
-    assert await claimed_ids(db, request(check_dnc=True)) == [free]
-    assert await claimed_ids(db, request(check_dnc=False, worker_id="w2")) == [listed]
+    rows = await claim(db, request(check_dnc=True))
+    assert {r.id: r.dnc for r in rows} == {listed: True, free: False}
+    unchecked = replace(request(check_dnc=False, worker_id="w2"), now=LEASE + 1)
+    assert {r.id: r.dnc for r in await claim(db, unchecked)} == {listed: False, free: False}
 
 
 async def test_expired_lease_is_claimable_again(db: Database) -> None:

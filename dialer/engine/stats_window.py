@@ -1,0 +1,172 @@
+"""The recent figures predictive pacing reads, per campaign, from the attempts table.
+
+Two windows (DESIGN.md §5, §7):
+
+- the abandon rate over a rolling 30 days: abandoned calls / human answers (the regulation's
+  measure, and what the campaign's `max_abandon_rate` caps);
+- the last `recent_attempts` resolved dials (answered, or ended without an answer): the
+  answer rate, the mean ring time (dial to answer) and the mean talk time, which follow the
+  list and the hour of the day, so a short window.
+
+The dispatcher asks every tick; the figures move slowly, so they are cached per campaign for
+`ttl` seconds of clock time. Agent load (who is on a call, whose wrap-up ends when) is live
+and read each time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from sqlalchemy import case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialer.domain.campaign import CampaignSpec
+from dialer.domain.pacing import PacingInput, PacingMode
+from dialer.domain.states import AgentState, AttemptStatus
+from dialer.store.models import Agent, Attempt
+
+ABANDON_WINDOW_SECONDS = 30 * 86400.0
+# Ended without an answer: what an answer rate counts besides the answers. A call we
+# cancelled ourselves (pause) says nothing about the list and is left out.
+_UNANSWERED_ENDS = (AttemptStatus.BUSY, AttemptStatus.NO_ANSWER, AttemptStatus.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class Recent:
+    answered_humans: int = 0  # over the abandon window
+    abandoned: int = 0  # over the abandon window
+    answer_rate: float = 0.0  # human answers per resolved dial, recent
+    mean_ring_seconds: float = 0.0
+    mean_talk_seconds: float = 0.0
+
+    @property
+    def abandon_rate(self) -> float:
+        return self.abandoned / self.answered_humans if self.answered_humans else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoad:
+    on_call: int = 0
+    wrap_up_left: tuple[float, ...] = ()
+
+
+class StatsWindow:
+    def __init__(
+        self,
+        *,
+        ttl: float = 5.0,
+        abandon_window: float = ABANDON_WINDOW_SECONDS,
+        recent_attempts: int = 200,
+    ) -> None:
+        self.ttl = ttl
+        self.abandon_window = abandon_window
+        self.recent_attempts = recent_attempts
+        self._cache: dict[str, tuple[float, Recent]] = {}
+
+    async def recent(self, s: AsyncSession, campaign_id: str, now: float) -> Recent:
+        cached = self._cache.get(campaign_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        figures = await self._read(s, campaign_id, now)
+        self._cache[campaign_id] = (now + self.ttl, figures)
+        return figures
+
+    async def pacing_input(
+        self,
+        s: AsyncSession,
+        campaign_id: str,
+        spec: CampaignSpec,
+        *,
+        available_agents: int,
+        live_calls: int,
+        max_lines_per_agent: float,
+        now: float,
+    ) -> PacingInput:
+        """The pacer's snapshot of a campaign; the recent figures only for predictive."""
+        pacing = spec.pacing
+        base = PacingInput(
+            mode=pacing.mode,
+            lines_per_agent=pacing.lines_per_agent,
+            available_agents=available_agents,
+            live_calls=live_calls,
+            agentless_capacity=pacing.agentless_capacity,
+            max_lines_per_agent=max_lines_per_agent,
+            max_abandon_rate=pacing.max_abandon_rate,
+            wrap_up_seconds=spec.wrap_up_seconds,
+        )
+        if pacing.mode is not PacingMode.PREDICTIVE:
+            return base
+        recent = await self.recent(s, campaign_id, now)
+        load = await agent_load(s, campaign_id, now)
+        return replace(
+            base,
+            abandon_rate=recent.abandon_rate,
+            answered_humans=recent.answered_humans,
+            answer_rate=recent.answer_rate,
+            mean_ring_seconds=recent.mean_ring_seconds,
+            mean_talk_seconds=recent.mean_talk_seconds,
+            agents_on_call=load.on_call,
+            wrap_up_left=load.wrap_up_left,
+        )
+
+    async def _read(self, s: AsyncSession, campaign_id: str, now: float) -> Recent:
+        human = Attempt.answered_at.is_not(None) & (Attempt.answered_by != "machine")
+        humans, abandoned = (
+            await s.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(case((Attempt.abandoned.is_(True), 1), else_=0)), 0),
+                ).where(
+                    Attempt.campaign_id == campaign_id,
+                    Attempt.channel == "voice",
+                    human,
+                    Attempt.answered_at >= now - self.abandon_window,
+                )
+            )
+        ).one()
+        rows = (
+            await s.execute(
+                select(
+                    Attempt.answered_at,
+                    Attempt.answered_by,
+                    Attempt.created_at,
+                    Attempt.duration,
+                    Attempt.agent_id,
+                )
+                .where(
+                    Attempt.campaign_id == campaign_id,
+                    Attempt.channel == "voice",
+                    or_(Attempt.answered_at.is_not(None), Attempt.status.in_(_UNANSWERED_ENDS)),
+                )
+                .order_by(Attempt.id.desc())
+                .limit(self.recent_attempts)
+            )
+        ).all()
+        answered = [r for r in rows if r.answered_at is not None]
+        rings = [max(0.0, r.answered_at - r.created_at) for r in answered]
+        talks = [r.duration for r in answered if r.agent_id is not None and r.duration]
+        human_answers = sum(1 for r in answered if r.answered_by != "machine")
+        return Recent(
+            answered_humans=int(humans),
+            abandoned=int(abandoned),
+            answer_rate=human_answers / len(rows) if rows else 0.0,
+            mean_ring_seconds=sum(rings) / len(rings) if rings else 0.0,
+            mean_talk_seconds=sum(talks) / len(talks) if talks else 0.0,
+        )
+
+
+async def agent_load(s: AsyncSession, campaign_id: str, now: float) -> AgentLoad:
+    rows = (
+        await s.execute(
+            select(Agent.state, Agent.wrap_up_until).where(
+                Agent.campaign_id == campaign_id,
+                Agent.state.in_((AgentState.ON_CALL, AgentState.WRAP_UP)),
+            )
+        )
+    ).all()
+    return AgentLoad(
+        on_call=sum(1 for r in rows if r.state == AgentState.ON_CALL),
+        wrap_up_left=tuple(
+            max(0.0, (r.wrap_up_until or now) - now) for r in rows if r.state == AgentState.WRAP_UP
+        ),
+    )
