@@ -11,16 +11,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 from aiohttp import web
 from twilio.base.exceptions import TwilioRestException
-from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from dialer.channels.twilio import TwilioHttpClient
 from dialer.clock import FakeClock
 from tests.fakes.twilio_server import FakeTwilio
 
@@ -28,38 +27,6 @@ ACCOUNT = "AC" + "1" * 32
 TOKEN = "secret-token"
 CALLER = "+15550009999"
 EVERY_EVENT = ["initiated", "ringing", "answered", "completed"]
-
-
-class RedirectingHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio is untyped
-    """The SDK's own async client, sending what it builds for api.twilio.com to the fake.
-
-    It also sends the credentials as a header: the SDK's `auth=` becomes an `aiohttp.BasicAuth`,
-    which aiohttp 3.14 deprecates with a DeprecationWarning.
-    """
-
-    def __init__(self, base_url: str) -> None:
-        super().__init__(timeout=10)
-        self.base_url = base_url
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        params: dict[str, object] | None = None,
-        data: dict[str, object] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        timeout: float | None = None,
-        allow_redirects: bool = False,
-    ) -> Any:
-        parts = urlsplit(url)
-        local = self.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
-        headers = dict(headers or {})
-        if auth is not None:
-            headers["Authorization"] = aiohttp.encode_basic_auth(*auth)
-        return await super().request(
-            method, local, params, data, headers, None, timeout, allow_redirects
-        )
 
 
 @dataclass
@@ -140,7 +107,7 @@ async def rig(receiver_token: str = TOKEN, **options: Any) -> AsyncIterator[Rig]
     receiver = Receiver(receiver_token)
     base_url = await fake.start()
     await receiver.start()
-    http = RedirectingHttpClient(base_url)
+    http = TwilioHttpClient(api_base=base_url)
     try:
         yield Rig(clock, fake, receiver, Client(ACCOUNT, TOKEN, http_client=http))
     finally:
@@ -185,7 +152,7 @@ async def test_errors_have_twilio_shape() -> None:
         assert r.fake.calls == {}
         sid = (await r.dial("+15550000001")).sid
 
-        http = RedirectingHttpClient(r.fake.base_url or "")
+        http = TwilioHttpClient(api_base=r.fake.base_url)
         try:
             with pytest.raises(TwilioRestException) as denied:
                 await Client(ACCOUNT, "wrong", http_client=http).calls(sid).fetch_async()
