@@ -192,17 +192,19 @@ def test_configuration_and_lead_actions(
     page.locator(f'tr[data-campaign="{cid}"]').get_by_role("link").click()
     expect(page.locator("#campaign-state [data-state='paused']")).to_be_visible(timeout=LONG)
 
-    # Editable while paused; someone else's change first gives a 412 in words.
+    # Editable while paused. The user starts editing, someone else saves meanwhile: the
+    # user's save is refused with a 412 in words (never a silent overwrite). Typing first
+    # keeps the form's version whether or not the other change's live event came already.
     page.get_by_role("tab", name="Configuration").click()
     wrap = page.get_by_label("Wrap-up seconds")
     expect(wrap).to_be_enabled()
+    wrap.fill("5")
     server.call(
         "PATCH",
         f"/api/v1/campaigns/{cid}",
         {"name": "Autumn upsell (edited)"},
         **{"If-Match": str(c["version"])},
     )
-    wrap.fill("5")
     page.get_by_role("button", name="Save changes").click()
     alert = page.get_by_role("alert").filter(has_text="Someone else changed this")
     expect(alert).to_contain_text("version")
