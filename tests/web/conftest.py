@@ -42,7 +42,9 @@ AGENT_USER = "ava"
 AGENTS = ["a1", "a2", "a3"]
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"
-README_SHOT = ROOT / "docs" / "screenshots" / "campaign.png"
+# The README's picture is refreshed from here by hand (cp artifacts/screenshots/campaign.png
+# docs/screenshots/): a test run never rewrites a tracked file.
+README_SHOT = SHOTS / "campaign.png"
 
 
 @dataclass
