@@ -13,20 +13,8 @@ from dialer.channels.simulated import SimProfile
 from dialer.domain.states import AgentState, CampaignState
 from tests.api.conftest import Api, ApiFactory
 from tests.harness import leads
+from tests.metrics.contract import REQUIRED
 
-# API.md, "Prometheus": exposed sample name, type, labels (histograms add `le` on buckets).
-REQUIRED = [
-    ("dialer_calls_dialed_total", "counter", {"campaign"}),
-    ("dialer_calls_received_total", "counter", {"campaign"}),
-    ("dialer_calls_answered_total", "counter", {"campaign", "answered_by"}),
-    ("dialer_calls_abandoned_total", "counter", {"campaign"}),
-    ("dialer_call_duration_seconds", "histogram", {"campaign"}),
-    ("dialer_emails_sent_total", "counter", {"campaign", "result"}),
-    ("dialer_campaign_state", "gauge", {"campaign", "state"}),
-    ("dialer_agents", "gauge", {"state"}),
-    ("dialer_pause_duration_seconds", "histogram", set()),
-    ("dialer_dispatch_total", "counter", {"channel", "outcome"}),
-]
 CALL_BUCKETS = {"5.0", "15.0", "30.0", "60.0", "120.0", "300.0", "600.0", "900.0", "1800.0"}
 CALL_BUCKETS |= {"3600.0", "+Inf"}
 CLOSED = {

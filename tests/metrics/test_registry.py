@@ -9,20 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dialer.domain.states import AgentState, CampaignState
 from dialer.metrics.registry import Metrics
-
-# API.md, "Prometheus": exposed name, type, labels.
-REQUIRED = [
-    ("dialer_calls_dialed_total", "counter", {"campaign"}),
-    ("dialer_calls_received_total", "counter", {"campaign"}),
-    ("dialer_calls_answered_total", "counter", {"campaign", "answered_by"}),
-    ("dialer_calls_abandoned_total", "counter", {"campaign"}),
-    ("dialer_call_duration_seconds", "histogram", {"campaign"}),
-    ("dialer_emails_sent_total", "counter", {"campaign", "result"}),
-    ("dialer_campaign_state", "gauge", {"campaign", "state"}),
-    ("dialer_agents", "gauge", {"state"}),
-    ("dialer_pause_duration_seconds", "histogram", set()),
-    ("dialer_dispatch_total", "counter", {"channel", "outcome"}),
-]
+from tests.metrics.contract import REQUIRED
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
