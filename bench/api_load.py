@@ -2,7 +2,7 @@
 
 The real app (engine, hub, routes) on a free loopback port, a temp SQLite database, the
 simulated carrier at --time-scale on the system clock, and a running demo campaign
-(dialer.demo.seed: five available agents, --leads leads). --clients SSE streams stay open;
+(dialer.cli.demo.seed: five available agents, --leads leads). --clients SSE streams stay open;
 --rate mixed reads/s (campaigns, stats, leads, agents; at most --concurrency at once) go out
 on a fixed schedule; every --pause-every s the campaign is paused, and resumed half a period
 later. "pause sent -> all streams": from sending the pause to its campaign.state
@@ -31,8 +31,8 @@ from common import emit_json, percentile, print_table
 from dialer.api.app import create_app
 from dialer.api.keys import ACCOUNTS, LIVE, RUNTIME
 from dialer.api.live import LiveHub
+from dialer.cli.demo import seed
 from dialer.config import Settings
-from dialer.demo import seed
 
 BOOTSTRAP = "bench-bootstrap-secret-0123456789"
 PATHS = {

@@ -21,13 +21,14 @@ from dialer.channels.maildir import MaildirEmail
 from dialer.channels.simulated import SimProfile, SimulatedVoice
 from dialer.clock import Clock, SystemClock
 from dialer.config import Settings
+from dialer.domain.links import LinkSigner
 from dialer.engine.deps import Deps, Tuning
 from dialer.engine.engine import Engine
 from dialer.engine.fence import Fence
 from dialer.metrics.registry import Metrics
-from dialer.service import Service
 from dialer.store.db import Database
 from dialer.store.migrate import migrate
+from dialer.usecases.campaigns import Service
 
 
 async def stored_secret(db: Database, name: str) -> bytes:
@@ -130,21 +131,21 @@ class Runtime:
             email_batch=settings.email_batch,
             predictive_max_lines_per_agent=settings.predictive_max_lines_per_agent,
             public_base_url=settings.public_base_url,
-            secret=b"",
             account_calls_per_second=(
                 settings.twilio_calls_per_second if settings.voice_provider == "twilio" else None
             ),
         )
-        deps = Deps(db, bus, clock, voice, email, metrics, Fence(), tuning)
-        engine = Engine(deps, tick_seconds=settings.tick_seconds)
-        service = Service(db, engine, clock, metrics)
+        engine: Engine | None = None
         try:
             if run_migrations:
                 await migrate(db)
             key = settings.secret_key
-            tuning.secret = (
+            links = LinkSigner(
                 key.get_secret_value().encode() if key else await stored_secret(db, "links")
             )
+            deps = Deps(db, bus, clock, voice, email, metrics, Fence(), tuning, links)
+            engine = Engine(deps, tick_seconds=settings.tick_seconds)
+            service = Service(db, engine, clock, metrics, links)
             for c in await service.list_campaigns(archived=None):
                 deps.fence.see(c.id, c.state, c.version)
                 metrics.set_campaign_state(c.id, c.state)
@@ -152,7 +153,8 @@ class Runtime:
                 await engine.start()
             yield cls(settings, db, bus, clock, metrics, engine, service)
         finally:
-            await engine.stop()
+            if engine is not None:
+                await engine.stop()
             if owned_voice:
                 await voice.close()
             if owned_email:

@@ -19,7 +19,6 @@ import pytest
 from aiohttp.test_utils import TestClient
 from typer.testing import CliRunner, Result
 
-from dialer.accounts import Accounts, Principal
 from dialer.api.app import create_app
 from dialer.api.keys import ACCOUNTS, RUNTIME
 from dialer.channels.maildir import MaildirEmail
@@ -28,6 +27,7 @@ from dialer.cli import app
 from dialer.clock import FakeClock
 from dialer.config import Settings
 from dialer.store.db import Database
+from dialer.usecases.accounts import Accounts, Principal
 from tests.conftest import run_async
 from tests.harness import MONDAY_10_NY, leads
 

@@ -17,8 +17,8 @@ import pytest
 import structlog
 
 from dialer import logs
-from dialer.accounts import Accounts
 from dialer.channels.simulated import SimProfile
+from dialer.usecases.accounts import Accounts
 from tests.harness import ADMIN, harness, leads
 
 SECRET = "bootstrap-secret-Zq8vX2mL0pR7tY4w"

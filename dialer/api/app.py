@@ -7,7 +7,6 @@ from typing import Any
 
 from aiohttp import web
 
-from dialer.accounts import Accounts
 from dialer.api import (
     routes_agents,
     routes_auth,
@@ -27,6 +26,7 @@ from dialer.api.keys import ACCOUNTS, LIMITER, LIVE, RUNTIME, SETTINGS
 from dialer.api.live import LiveHub
 from dialer.config import Settings
 from dialer.runtime import Runtime
+from dialer.usecases.accounts import Accounts
 
 MAX_BODY = 20 * 1024 * 1024  # a 100,000-row CSV fits
 

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from dialer.accounts import Principal, Role
 from dialer.api.errors import ApiError, error_response
 from dialer.api.keys import ACCOUNTS
+from dialer.usecases.accounts import Principal, Role
 
 SESSION_COOKIE = "dialer_session"
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from dialer.accounts import Accounts
 from dialer.config import Settings
+from dialer.usecases.accounts import Accounts
 
 if TYPE_CHECKING:
     from dialer.api.auth import LoginLimiter

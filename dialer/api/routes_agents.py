@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dialer.accounts import Role
 from dialer.api.auth import EVERYONE, STAFF, own_agent_only, principal, requires
 from dialer.api.docs import doc, reply
 from dialer.api.errors import parse
 from dialer.api.keys import RUNTIME
 from dialer.api.schemas import AgentList, AgentOut, QueueOut
 from dialer.api.schemas_in import AgentIn, AgentStateIn
-from dialer.service_agents import AgentOps
+from dialer.usecases.accounts import Role
+from dialer.usecases.agents import AgentOps
 
 routes = web.RouteTableDef()
 

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from aiohttp import web
 from pydantic import Field
 
-from dialer.accounts import SESSION_SECONDS, Role
 from dialer.api.auth import EVERYONE, SESSION_COOKIE, principal, public, requires
 from dialer.api.docs import doc, reply
 from dialer.api.errors import ApiError, error_response, parse
@@ -17,6 +16,7 @@ from dialer.api.keys import ACCOUNTS, LIMITER, RUNTIME, SETTINGS
 from dialer.api.schemas import In, Out
 from dialer.errors import NotFound
 from dialer.store.auth_models import ApiToken, User
+from dialer.usecases.accounts import SESSION_SECONDS, Role
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

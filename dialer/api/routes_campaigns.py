@@ -25,7 +25,7 @@ from dialer.api.schemas import (
 )
 from dialer.domain.campaign import CampaignPatch, CampaignSpec
 from dialer.domain.states import CampaignState
-from dialer.service import Service
+from dialer.usecases.campaigns import Service
 
 routes = web.RouteTableDef()
 ENTITIES = ("campaign", "lead", "agent")

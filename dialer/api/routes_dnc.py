@@ -25,7 +25,7 @@ from dialer.api.keys import RUNTIME
 from dialer.api.routes_leads import CSV_TYPES, decode
 from dialer.api.schemas import In, Out
 from dialer.api.schemas_in import RejectedRow
-from dialer.service_dnc import MAX_DNC_IMPORT, DncOps, DncResult
+from dialer.usecases.dnc import MAX_DNC_IMPORT, DncOps, DncResult
 
 routes = web.RouteTableDef()
 

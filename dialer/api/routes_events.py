@@ -12,12 +12,12 @@ import contextlib
 
 from aiohttp import web
 
-from dialer.accounts import Role
 from dialer.api.auth import EVERYONE, principal, requires
 from dialer.api.docs import doc
 from dialer.api.errors import ApiError
 from dialer.api.keys import LIVE, RUNTIME
 from dialer.api.live import Filter, LiveEvent, LiveHub, Subscriber
+from dialer.usecases.accounts import Role
 
 routes = web.RouteTableDef()
 

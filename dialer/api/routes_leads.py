@@ -31,7 +31,7 @@ from dialer.api.schemas_in import (
     LeadStopIn,
     QualifyIn,
 )
-from dialer.service_leads import MAX_IMPORT, ImportResult, LeadOps
+from dialer.usecases.leads import MAX_IMPORT, ImportResult, LeadOps
 
 routes = web.RouteTableDef()
 

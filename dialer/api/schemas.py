@@ -8,11 +8,11 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from dialer.domain.campaign import CampaignSpec
-from dialer.service import PauseResult, TerminateResult
-from dialer.service_agents import Queue
-from dialer.service_leads import Position
 from dialer.store.models import Agent, Attempt, Campaign, Event, Lead
 from dialer.store.stats import CampaignStats
+from dialer.usecases.agents import Queue
+from dialer.usecases.campaigns import PauseResult, TerminateResult
+from dialer.usecases.leads import Position
 
 
 def iso(epoch: float | None) -> datetime | None:

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, Field, WithJsonSchema
 
 from dialer.api.schemas import In, LeadOut, Out
-from dialer.service_agents import AGENT_ID
-from dialer.service_leads import MAX_IMPORT, LeadIn
+from dialer.usecases.agents import AGENT_ID
+from dialer.usecases.leads import MAX_IMPORT, LeadIn
 
 # Rows are checked one by one by the import (a bad row is reported by number, the good ones
 # are kept), so the body takes any value per row; the schema still shows what a row is.

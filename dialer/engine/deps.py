@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 
 from dialer.bus.base import Bus
 from dialer.channels.base import EmailChannel, VoiceChannel
 from dialer.clock import Clock
+from dialer.domain.links import LinkSigner
 from dialer.engine.fence import Fence
 from dialer.metrics.registry import Metrics
 from dialer.store.db import Database
@@ -22,7 +21,6 @@ class Tuning:
     answer_grace_seconds: float = 2.0  # abandoned = answered and no agent within this
     email_batch: int = 50
     public_base_url: str = "http://127.0.0.1:8080"
-    secret: bytes = b""
     abandon_message: str = "Sorry we missed you. We will call back later."
     # The carrier account's calls-per-second limit; no campaign dials faster (None: no cap).
     account_calls_per_second: float | None = None
@@ -39,17 +37,4 @@ class Deps:
     metrics: Metrics
     fence: Fence
     tuning: Tuning
-
-    def unsubscribe_token(self, lead_id: int) -> str:
-        return f"{lead_id}.{self._mac(lead_id)}"
-
-    def lead_of_unsubscribe_token(self, token: str) -> int | None:
-        """The lead a signed unsubscribe token names, or None if it is not ours."""
-        lead, _, mac = token.partition(".")
-        if not lead.isdigit() or len(lead) > 18:
-            return None
-        return int(lead) if hmac.compare_digest(mac, self._mac(int(lead))) else None
-
-    def _mac(self, lead_id: int) -> str:
-        digest = hmac.new(self.tuning.secret, f"unsub:{lead_id}".encode(), hashlib.sha256)
-        return digest.hexdigest()[:32]
+    links: LinkSigner

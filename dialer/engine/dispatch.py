@@ -336,7 +336,7 @@ class Dispatcher:
             sender_name=sender.name if sender else "",
             subject=render(getattr(step, "subject", ""), p.lead),
             body=render(getattr(step, "body", ""), p.lead),
-            unsubscribe_url=f"{base}/u/{self.d.unsubscribe_token(p.lead_id)}",
+            unsubscribe_url=f"{base}/u/{self.d.links.unsubscribe_token(p.lead_id)}",
         )
         try:
             message_id = await self.d.email.send(msg)

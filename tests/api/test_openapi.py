@@ -192,9 +192,9 @@ def synthetic_app() -> web.Application:
     """Routes using every @doc option, independent of the real routes."""
     from pydantic import BaseModel
 
-    from dialer.accounts import Role
     from dialer.api.auth import public, requires
     from dialer.api.docs import doc
+    from dialer.usecases.accounts import Role
 
     class Inner(BaseModel):
         n: int

@@ -11,11 +11,11 @@ import re
 import pytest
 from aiohttp import web
 
-from dialer.accounts import Role
 from dialer.api.app import create_app
 from dialer.api.auth import SAFE_METHODS, SESSION_COOKIE, is_public, roles_of
 from dialer.api.keys import ACCOUNTS
 from dialer.config import Settings
+from dialer.usecases.accounts import Role
 from tests.api.conftest import Api
 
 DUMMY = "x_dummy_0"

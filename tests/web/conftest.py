@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 
-from dialer.demo import demo_leads
+from dialer.cli.demo import demo_leads
 from tests.conftest import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -29,10 +29,10 @@ from dialer.engine import control
 from dialer.engine.engine import resume_lead
 from dialer.engine.positions import set_status
 from dialer.errors import InvalidState, NotFound, ValidationFailed
-from dialer.service_dnc import DncOps
 from dialer.store import leads as lead_store
 from dialer.store.db import Database
 from dialer.store.models import Attempt, Campaign, Lead
+from dialer.usecases.dnc import DncOps
 
 MAX_IMPORT = 100_000
 _NEEDS = {"phone": "voice", "email": "email"}
@@ -363,7 +363,7 @@ class LeadOps:
 
     async def add_dnc(self, phones: list[str], *, reason: str | None = None) -> int:
         """List numbers on the do-not-call list; returns how many were new (the whole API
-        is `self.dnc`, dialer/service_dnc.py)."""
+        is `self.dnc`, dialer/usecases/dnc.py)."""
         for raw in phones:
             normalize_phone(raw)  # all or nothing: a bad number raises ContactError
         return (await self.dnc.add(phones, reason=reason)).added

@@ -18,6 +18,7 @@ from dialer.agents import pool
 from dialer.clock import Clock
 from dialer.domain.campaign import CampaignPatch, CampaignSpec
 from dialer.domain.contacts import ContactError, normalize_phone
+from dialer.domain.links import LinkSigner
 from dialer.domain.states import (
     ATTEMPT_LIVE,
     CAMPAIGN_EDITABLE,
@@ -26,15 +27,15 @@ from dialer.domain.states import (
     CampaignState,
 )
 from dialer.engine import control
-from dialer.engine.engine import Engine
 from dialer.errors import InvalidState, NotFound, ValidationFailed, VersionMismatch
 from dialer.metrics.registry import Metrics
-from dialer.service_agents import AgentOps
-from dialer.service_leads import LeadOps
 from dialer.store import events
 from dialer.store.db import Database
 from dialer.store.models import Attempt, Campaign, Event
 from dialer.store.stats import CampaignStats, campaign_stats
+from dialer.usecases.agents import AgentOps
+from dialer.usecases.leads import LeadOps
+from dialer.usecases.ports import EngineControl
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +89,19 @@ def validate_spec(data: dict[str, Any]) -> CampaignSpec:
 
 
 class Service:
-    def __init__(self, db: Database, engine: Engine, clock: Clock, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        db: Database,
+        engine: EngineControl,
+        clock: Clock,
+        metrics: Metrics,
+        links: LinkSigner,
+    ) -> None:
         self.db = db
         self.engine = engine
         self.clock = clock
         self.metrics = metrics
+        self.links = links
         self.leads = LeadOps(db, clock)
         self.agents = AgentOps(db, clock, engine)
 
@@ -270,7 +279,7 @@ class Service:
     async def unsubscribe(self, token: str) -> list[int]:
         """RFC 8058 one-click unsubscribe: honoured at once for every open lead with that
         address, in every campaign. Returns the leads stopped (empty when already done)."""
-        lead_id = self.engine.d.lead_of_unsubscribe_token(token)
+        lead_id = self.links.lead_of_unsubscribe_token(token)
         if lead_id is None:
             raise NotFound("unknown unsubscribe link")
         lead, _ = await self.leads.get(lead_id)

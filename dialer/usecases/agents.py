@@ -17,11 +17,11 @@ from dialer.domain.states import (
     InvalidTransition,
     agent_transition,
 )
-from dialer.engine.engine import Engine
 from dialer.errors import Conflict, InvalidState, NotFound, ValidationFailed
 from dialer.store import events
 from dialer.store.db import Database
 from dialer.store.models import Agent, Attempt, Campaign, Lead
+from dialer.usecases.ports import EngineControl
 
 AGENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -35,7 +35,7 @@ class Queue:
 
 
 class AgentOps:
-    def __init__(self, db: Database, clock: Clock, engine: Engine) -> None:
+    def __init__(self, db: Database, clock: Clock, engine: EngineControl) -> None:
         self.db = db
         self.clock = clock
         self.engine = engine

@@ -8,7 +8,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from dialer.client import ApiFailure, Client, local_url
+from dialer.cli.client import ApiFailure, Client, local_url
 from dialer.config import Settings
 
 T = TypeVar("T")

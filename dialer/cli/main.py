@@ -8,8 +8,8 @@ from typing import Any
 
 import typer
 
-from dialer.cli_admin import token_app, user_app
-from dialer.cli_campaign import campaign_app
+from dialer.cli.admin import token_app, user_app
+from dialer.cli.campaign import campaign_app
 from dialer.config import Settings
 from dialer.logs import configure
 
@@ -52,7 +52,7 @@ def migrate() -> None:
 @app.command()
 def serve() -> None:
     """Serve the HTTP API and run the engine in one process, until SIGINT/SIGTERM."""
-    from dialer.cli_serve import serve as run_serve
+    from dialer.cli.serve import serve as run_serve
 
     settings = _settings()
     configure(settings.log_level)
@@ -62,7 +62,7 @@ def serve() -> None:
 @app.command()
 def worker() -> None:
     """Run the dispatch engine only (no HTTP), until SIGINT/SIGTERM."""
-    from dialer.cli_serve import until_signal
+    from dialer.cli.serve import until_signal
     from dialer.runtime import Runtime
 
     settings = _settings()
@@ -87,8 +87,8 @@ def demo(
 
     Without DIALER_BOOTSTRAP_TOKEN, a fresh admin token for this run is printed once.
     """
-    from dialer.cli_serve import demo as run_demo
-    from dialer.cli_serve import demo_settings
+    from dialer.cli.serve import demo as run_demo
+    from dialer.cli.serve import demo_settings
 
     settings, generated = demo_settings(_settings(sim_time_scale=time_scale))
     configure(settings.log_level if settings.log_level != "INFO" else "WARNING")

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from dialer.accounts import Accounts
 from dialer.domain.states import AgentState
-from dialer.service import Service
 from dialer.store.models import Campaign
+from dialer.usecases.accounts import Accounts
+from dialer.usecases.campaigns import Service
 
 DEMO_ACTOR = "demo"
 AGENTS = [("ava", "Ava"), ("ben", "Ben"), ("cleo", "Cleo"), ("dev", "Dev"), ("eli", "Eli")]

@@ -15,7 +15,7 @@ from dialer.config import Settings
 from dialer.errors import ServiceError
 
 if TYPE_CHECKING:
-    from dialer.accounts import Accounts
+    from dialer.usecases.accounts import Accounts
 
 T = TypeVar("T")
 PASSWORD_ENV = "DIALER_NEW_USER_PASSWORD"
@@ -31,10 +31,10 @@ AgentOpt = Annotated[
 
 def _with_accounts(action: Callable[[Accounts], Awaitable[T]]) -> T:
     # Imported here: `dialer --help` and the HTTP commands stay quick to start.
-    from dialer.accounts import Accounts
     from dialer.clock import SystemClock
     from dialer.store.db import Database
     from dialer.store.migrate import migrate
+    from dialer.usecases.accounts import Accounts
 
     settings = Settings()
 

@@ -15,12 +15,12 @@ import typer
 from aiohttp import web
 from pydantic import SecretStr
 
-from dialer.client import local_url
+from dialer.cli.client import local_url
 from dialer.config import Settings
 from dialer.errors import ServiceError
 
 if TYPE_CHECKING:
-    from dialer.service import Service
+    from dialer.usecases.campaigns import Service
 
 SHUTDOWN_SECONDS = 5.0  # open requests (event streams) get this long once a signal came
 
@@ -82,7 +82,7 @@ async def demo(
     settings: Settings, *, leads: int, duration: float | None, script: bool, generated: str | None
 ) -> None:
     from dialer.api.keys import ACCOUNTS, RUNTIME
-    from dialer.demo import AGENTS, DEMO_ACTOR, seed, seed_logins
+    from dialer.cli.demo import AGENTS, DEMO_ACTOR, seed, seed_logins
 
     async with serving(settings) as app:
         service = app[RUNTIME].service
@@ -118,7 +118,7 @@ async def demo(
 
 
 async def _progress(service: Service, campaign_id: str, script: bool) -> None:
-    from dialer.demo import DEMO_ACTOR
+    from dialer.cli.demo import DEMO_ACTOR
 
     started = time.monotonic()
     paused = resumed = False

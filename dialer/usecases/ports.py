@@ -1,0 +1,26 @@
+"""What the use cases need of the engine: a small control port, not the engine itself.
+
+`dialer.engine.engine.Engine` implements it; the use cases never reach past it
+(docs/architecture.md, "Layers").
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from dialer.domain.campaign import CampaignSpec
+from dialer.store.models import Campaign
+
+
+class EngineControl(Protocol):
+    async def announce(self, c: Campaign) -> None:
+        """Tell every engine of a campaign's new state and version (the pause fence)."""
+
+    async def cancel_queued(self, campaign_id: str) -> list[str]:
+        """Cancel the campaign's calls still queued at the carrier; the attempt ids."""
+
+    async def drain(self, campaign_id: str) -> bool:
+        """stopping -> stopped once nothing of the campaign is in flight."""
+
+    def spec(self, c: Campaign) -> CampaignSpec:
+        """The campaign's typed configuration, parsed once per version."""
