@@ -1,7 +1,8 @@
 # One command does everything, on a fresh Debian machine too: `make check`.
 # It creates .venv, installs the project (again only when pyproject.toml changes), makes sure
 # PostgreSQL, Redis and promtool are there (scripts/services.sh), then lints, type-checks and
-# runs the tests. CI runs exactly this (.ci/run).
+# runs the tests, among them tests/deploy/test_wheel.py: a wheel built offline and installed
+# in a fresh venv outside the checkout serves the dashboard. CI runs exactly this (.ci/run).
 
 PYTHON ?= python3
 VENV := .venv

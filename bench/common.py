@@ -1,5 +1,9 @@
 """Shared helpers of the benchmark programs: throwaway databases, a dialer on them, bulk
-leads, a SQL statement log, and the table / JSON output (STYLE.md §11)."""
+leads, a SQL statement log, and the table / JSON output (STYLE.md §11).
+
+The benches use the test suite's doubles (one implementation, `tests/recording.py`): the
+repository root goes on `sys.path`, as `python bench/x.py` only puts `bench/` there.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import json
 import re
 import secrets
 import statistics
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -26,6 +31,10 @@ from dialer.runtime import Runtime
 from dialer.store.db import Database
 from dialer.store.leads import insert_leads
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.recording import RecordingVoice  # after the line above: needs the root on the path
+
+__all__ = ["RecordingVoice"]  # re-exported: the benches import it from here
 POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 BACKENDS = ("sqlite", "postgres")
 ADMIN = "admin:bench"

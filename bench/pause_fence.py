@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import random
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 
 from common import (
     ADMIN,
+    RecordingVoice,
     add_backend_args,
     backends,
     bulk_leads,
@@ -36,44 +36,11 @@ from common import (
     voice_campaign,
 )
 
-from dialer.channels.base import CallEvent, CallEventSink, DialRequest, VoiceChannel
 from dialer.channels.simulated import SimProfile, SimulatedVoice
 from dialer.clock import SystemClock
 from dialer.engine.engine import Engine
 
 WAIT_SECONDS = 30.0  # for the engine to dial again, or to tick: longer means it is stuck
-
-
-@dataclass
-class RecordingVoice:
-    """Delegates to a real channel and records (campaign id, sequence) of each hand-off."""
-
-    inner: VoiceChannel
-    dials: list[tuple[str, int]] = field(default_factory=list)
-    name: str = "simulated"
-    _seq: itertools.count[int] = field(default_factory=itertools.count)
-
-    def set_sink(self, sink: CallEventSink) -> None:
-        self.inner.set_sink(sink)
-
-    async def dial(self, request: DialRequest) -> str:
-        self.dials.append((request.campaign_id, next(self._seq)))
-        return await self.inner.dial(request)
-
-    async def cancel(self, carrier_id: str) -> bool:
-        return await self.inner.cancel(carrier_id)
-
-    async def bridge(self, carrier_id: str, agent_id: str) -> None:
-        await self.inner.bridge(carrier_id, agent_id)
-
-    async def hangup(self, carrier_id: str, *, message: str | None = None) -> None:
-        await self.inner.hangup(carrier_id, message=message)
-
-    async def lookup(self, idempotency_key: str) -> CallEvent | None:
-        return await self.inner.lookup(idempotency_key)
-
-    async def close(self) -> None:
-        await self.inner.close()
 
 
 @dataclass
@@ -137,7 +104,7 @@ async def measure(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                 in_flight += len(result.in_flight)
                 target = ticker.ticks + args.ticks + 1  # the tick under way may predate it
                 await until(lambda t=target: ticker.ticks >= t, "engine ticks")
-                after_ack += sum(1 for cid, _ in voice.dials[ack:] if cid == c.id)
+                after_ack += sum(1 for d in voice.dials[ack:] if d.campaign_id == c.id)
                 await service.resume(c.id, actor=ADMIN)
                 if (i + 1) % max(1, args.cycles // 10) == 0:
                     print(f"  {backend}: {i + 1} cycles, {len(voice.dials):,} dials", flush=True)

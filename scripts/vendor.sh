@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Vendor the dashboard's third-party JavaScript into web/vendor/, pinned by version and by the
-# registry's sha512 integrity, each with its licence. The result is committed, so running the
-# dashboard needs no network and no build step; rerun this only to change a pinned version.
+# Vendor the dashboard's third-party JavaScript into dialer/web/vendor/ (package data: it ships
+# in the wheel), pinned by version and by the registry's sha512 integrity, each with its
+# licence. The result is committed, so running the dashboard needs no network and no build
+# step; rerun this only to change a pinned version.
 #
 #   scripts/vendor.sh            download, verify, unpack (idempotent)
 #   scripts/vendor.sh --check    verify the committed files against the pinned tarballs
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-VENDOR="$ROOT/web/vendor"
+VENDOR="$ROOT/dialer/web/vendor"
 
 # name  version  integrity (npm `dist.integrity`)  files to keep (from the package root)
 PACKAGES=(

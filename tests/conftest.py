@@ -16,7 +16,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Coroutine, Iterator
+import urllib.request
+from collections.abc import Coroutine, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,6 +56,66 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 15) -> None:
+    """SIGTERM, and SIGKILL if it has not exited `timeout` seconds later."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
+
+
+@dataclass
+class Served:
+    """A `dialer serve` process started by `serve_process`: its base URL and its output."""
+
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+
+@contextmanager
+def serve_process(
+    command: Sequence[str | Path], env: dict[str, str], cwd: Path, ready_seconds: float = 60
+) -> Iterator[Served]:
+    """`command` (a `dialer serve`) run in `cwd` with `env` on a free loopback port (it gets
+    DIALER_HOST, DIALER_PORT, DIALER_PUBLIC_BASE_URL), its output in `cwd/serve.log`; yields
+    once /readyz answers 200, stops it afterwards. Fails with the log if it does not start."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **env,
+        "DIALER_HOST": "127.0.0.1",
+        "DIALER_PORT": str(port),
+        "DIALER_PUBLIC_BASE_URL": url,
+    }
+    log = cwd / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(c) for c in command], env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + ready_seconds
+        while not _ready(url):
+            if process.poll() is not None:
+                pytest.fail(f"dialer serve exited with {process.returncode}:\n{log.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"dialer serve not ready in {ready_seconds} s:\n{log.read_text()}")
+            time.sleep(0.2)  # polling for start-up, not deciding an outcome
+        yield Served(url, log, process)
+    finally:
+        stop_process(process)
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
 
 
 async def reset_postgres(url: str) -> None:

@@ -1,4 +1,6 @@
-"""The dashboard (STYLE.md §12): static HTML, ES modules and vendored libraries from `web/`.
+"""The dashboard (STYLE.md §12): static HTML, ES modules and vendored libraries from
+`dialer/web/`, package data found with `importlib.resources`, so an installed wheel serves it
+as the checkout does.
 
 No authentication here: the files hold no data; every figure comes from the API with the
 session cookie. Every answer carries a strict Content-Security-Policy (no inline script or
@@ -7,6 +9,7 @@ style, nothing from another origin), so the pages run only the modules served be
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
@@ -16,7 +19,16 @@ from dialer.api.errors import ApiError
 
 routes = web.RouteTableDef()
 
-WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
+
+def _web_root() -> Path:
+    """The packaged `dialer/web/` as a directory on disk (a wheel installs it as one)."""
+    root = resources.files("dialer") / "web"
+    if not isinstance(root, Path):  # a zipped install: FileResponse needs real files
+        raise RuntimeError(f"dialer is not installed as files on disk: cannot serve {root}")
+    return root
+
+
+WEB_ROOT = _web_root()
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
@@ -64,7 +76,7 @@ async def index(request: web.Request) -> web.FileResponse:
 
 @routes.get("/static/{filename:.+}")
 @doc(
-    "The dashboard's modules, styles and vendored libraries (under web/)",
+    "The dashboard's modules, styles and vendored libraries (under dialer/web/)",
     produces="*/*",
     errors=(404,),
 )

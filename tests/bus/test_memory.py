@@ -26,7 +26,6 @@ def msg(version: int = 1, state: str = "paused") -> ControlMessage:
 
 def test_control_message_is_frozen() -> None:
     m = msg()
-    assert m.kind == "campaign"
     with pytest.raises(dataclasses.FrozenInstanceError):
         m.version = 2  # type: ignore[misc]
 
@@ -118,34 +117,51 @@ async def test_failing_handler_does_not_hide_the_message_from_others(
 
 
 async def test_publish_without_subscribers_is_fine(bus: MemoryBus) -> None:
-    await bus.publish(msg())
+    await bus.publish(msg(version=1))  # returns: nobody to wait for
+    seen: list[int] = []
+
+    async def handle(m: ControlMessage) -> None:
+        seen.append(m.version)
+
+    bus.subscribe(handle)
+    await bus.publish(msg(version=2))
+    assert seen == [2]  # nothing was kept for a later subscriber
+    assert await bus.healthy()
 
 
-async def test_rate_books_one_slot_per_interval(bus: MemoryBus) -> None:
-    delays = [await bus.acquire_rate("twilio:AC1", 2.0) for _ in range(4)]
-    assert delays == [0.0, 0.5, 1.0, 1.5]
+async def test_take_grants_up_to_a_second_of_rate_at_once(bus: MemoryBus) -> None:
+    assert await bus.take("cps:twilio", 2.0, 5) == 2  # a full bucket: one second's worth
+    assert await bus.take("cps:twilio", 2.0, 5) == 0
 
 
-async def test_rate_frees_up_as_the_clock_moves(bus: MemoryBus, clock: FakeClock) -> None:
-    assert await bus.acquire_rate("k", 1.0) == 0.0
-    assert await bus.acquire_rate("k", 1.0) == 1.0
-    await clock.advance(0.25)
-    assert await bus.acquire_rate("k", 1.0) == 1.75
+async def test_take_refills_as_the_clock_moves(bus: MemoryBus, clock: FakeClock) -> None:
+    assert await bus.take("k", 2.0, 2) == 2
+    await clock.advance(0.5)
+    assert await bus.take("k", 2.0, 5) == 1
     await clock.advance(10)
-    assert await bus.acquire_rate("k", 1.0) == 0.0  # idle time does not build up a burst
-    assert await bus.acquire_rate("k", 1.0) == 1.0
+    assert await bus.take("k", 2.0, 5) == 2  # idle time does not build up a larger burst
 
 
-async def test_rate_keys_are_independent(bus: MemoryBus) -> None:
-    assert await bus.acquire_rate("a", 1.0) == 0.0
-    assert await bus.acquire_rate("b", 1.0) == 0.0
-    assert await bus.acquire_rate("a", 1.0) == 1.0
+async def test_take_below_one_per_second_grants_one_at_a_time(
+    bus: MemoryBus, clock: FakeClock
+) -> None:
+    assert await bus.take("k", 0.5, 3) == 1
+    await clock.advance(1)
+    assert await bus.take("k", 0.5, 3) == 0
+    await clock.advance(1)
+    assert await bus.take("k", 0.5, 3) == 1
+
+
+async def test_take_keys_are_independent(bus: MemoryBus) -> None:
+    assert await bus.take("a", 1.0, 1) == 1
+    assert await bus.take("b", 1.0, 1) == 1
+    assert await bus.take("a", 1.0, 1) == 0
 
 
 @pytest.mark.parametrize("rate", [0.0, -1.0])
-async def test_rate_must_be_positive(bus: MemoryBus, rate: float) -> None:
+async def test_take_rate_must_be_positive(bus: MemoryBus, rate: float) -> None:
     with pytest.raises(ValueError, match="rate_per_second"):
-        await bus.acquire_rate("k", rate)
+        await bus.take("k", rate, 1)
 
 
 async def test_last_contact_is_now(bus: MemoryBus, clock: FakeClock) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,18 +20,13 @@ from sqlalchemy import func, select
 from dialer.channels.simulated import SimProfile
 from dialer.store.models import Attempt
 from tests.api.conftest import Api, ApiFactory
+from tests.conftest import free_port, stop_process
 from tests.deploy.tools import PROMETHEUS_DIR, load_yaml, tool
 from tests.harness import leads
 
 SCRAPE_SECONDS = 1
 READY_SECONDS = 20  # Prometheus starting up
 SCRAPED_SECONDS = 20  # a scrape after the figures settled, then its rules evaluated
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(directory: Path, target: str) -> Path:
@@ -81,12 +75,7 @@ def prometheus(target: str) -> Iterator[str]:
             print((directory / "prometheus.log").read_text()[-4000:])
             raise
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            stop_process(process, timeout=10)
             log.close()
 
 

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 
 from dialer.cli.demo import demo_leads
-from tests.conftest import free_port
+from tests.conftest import serve_process
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -111,32 +110,12 @@ class Server:
         return c
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"dialer serve exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)  # polling for start-up, not deciding an outcome
-    pytest.fail(f"dialer serve did not become ready in 60 s:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("web")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
         "DIALER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'dialer.db'}",
-        "DIALER_HOST": "127.0.0.1",
-        "DIALER_PORT": str(port),
-        "DIALER_PUBLIC_BASE_URL": url,
         "DIALER_SIM_TIME_SCALE": "20",
         "DIALER_SIM_ANSWER_RATE": "0.5",
         "DIALER_SIM_SEED": "7",
@@ -144,18 +123,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "DIALER_MAILDIR": str(tmp / "maildir"),
         "DIALER_LOG_LEVEL": "WARNING",
     }
-    log = tmp / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dialer.cli", "serve"],
-            env=env,
-            cwd=tmp,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    srv = Server(url, log, process)
-    try:
-        _wait_ready(url, process, log)
+    with serve_process([sys.executable, "-m", "dialer.cli", "serve"], env, tmp) as served:
+        srv = Server(served.url, served.log, served.process)
         for agent_id in AGENTS:
             srv.call("POST", "/api/v1/agents", {"name": agent_id.upper(), "id": agent_id})
             srv.call("POST", f"/api/v1/agents/{agent_id}/state", {"state": "available"})
@@ -170,13 +139,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             {"username": AGENT_USER, "password": PASSWORD, "role": "agent", "agent_id": "a1"},
         )
         yield srv
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="session")
