@@ -1,5 +1,5 @@
 """Shared helpers of the benchmark programs: throwaway databases, a dialer on them, bulk
-leads, a SQL statement log, and the table / JSON output (STYLE.md §11).
+leads, a SQL statement log, and the table / JSON output (docs/architecture.md §14.11).
 
 The benches use the test suite's doubles (one implementation, `tests/recording.py`): the
 repository root goes on `sys.path`, as `python bench/x.py` only puts `bench/` there.

@@ -1,4 +1,4 @@
-"""Pause fence under load: no dial of a campaign after its pause returned (DESIGN.md §3.2).
+"""Pause fence under load: no dial of a campaign after its pause returned (docs/architecture.md §4).
 
 The engine ticks in its own task, as fast as it can, on the system clock; the simulated
 carrier runs at time_scale=inf behind a recording voice channel. A large agentless campaign

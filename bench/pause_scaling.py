@@ -1,4 +1,4 @@
-"""Pause and resume cost against the number of leads (DESIGN.md §3.6: O(1) in leads).
+"""Pause and resume cost against the number of leads (docs/architecture.md §5: O(1) in leads).
 
 For each backend and size N: a fresh database, a voice campaign with N leads (bulk insert),
 started with the engine not running; then 5 pause/resume cycles. Prints the median pause and

@@ -1,4 +1,4 @@
-"""Time, injected everywhere (STYLE.md §4): the system clock, and a fake for tests.
+"""Time, injected everywhere (docs/architecture.md §14.4): the system clock, and a fake for tests.
 
 `schedule(delay, fn)` runs the coroutine function `fn` after `delay` seconds. On the system
 clock it is a task owned by the clock; on the fake clock it runs when a test advances time

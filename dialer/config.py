@@ -1,4 +1,5 @@
-"""Settings, read once at the edge (CLI / app factory) and passed down (STYLE.md §6)."""
+"""Settings, read once at the edge (CLI / app factory) and passed down (docs/architecture.md
+§14.6)."""
 
 from __future__ import annotations
 

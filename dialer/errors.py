@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 
 class ServiceError(Exception):
     code = "error"
@@ -40,6 +42,29 @@ class ValidationFailed(ServiceError):
     def __init__(self, message: str, errors: list[dict[str, Any]]) -> None:
         super().__init__(message, {"errors": errors})
         self.errors = errors
+
+
+def field_errors(
+    exc: ValidationError, *, prefix: str = "", whole: str = ""
+) -> list[dict[str, Any]]:
+    """Pydantic's errors as `{"field", "message"}` items, the shape every 422 carries.
+
+    A field is its dotted location after `prefix`; an error about the whole input (no
+    location) is named `prefix`, or `whole` when there is no prefix."""
+    return [
+        {
+            "field": prefix + ".".join(str(p) for p in err["loc"])
+            if err["loc"]
+            else prefix or whole,
+            "message": err["msg"],
+        }
+        for err in exc.errors()
+    ]
+
+
+def invalid(field: str, message: str, *, summary: str | None = None) -> ValidationFailed:
+    """A 422 about one field: `summary` (the message by default) naming `field`."""
+    return ValidationFailed(summary or message, [{"field": field, "message": message}])
 
 
 class VersionMismatch(ServiceError):

@@ -1,5 +1,5 @@
 """Structured logs: one line per lifecycle event, ids bound, phone numbers and email
-addresses masked wherever they appear (STYLE.md §10, DESIGN.md §9)."""
+addresses masked wherever they appear (docs/architecture.md §14.10, §13)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Wiring: one object that owns every resource of a dialer process, built from Settings.
 
-`Runtime.open(settings)` is the one async context manager (STYLE.md §7): database, bus,
+`Runtime.open(settings)` is the one async context manager (docs/architecture.md §14.7): database,
+bus,
 channels, engine. Tests pass their own clock and channels; nothing is patched.
 """
 
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 import socket
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ from dialer.engine.deps import Deps, Tuning
 from dialer.engine.engine import Engine
 from dialer.engine.fence import Fence
 from dialer.metrics.registry import Metrics
+from dialer.store import accounts as store_accounts
 from dialer.store.db import Database
 from dialer.store.migrate import migrate
 from dialer.usecases.campaigns import Service
@@ -33,14 +34,8 @@ from dialer.usecases.campaigns import Service
 
 async def stored_secret(db: Database, name: str) -> bytes:
     """A server secret generated on first use and kept in the database."""
-    from dialer.store.auth_models import Secret
-
     async with db.session() as s:
-        row = await s.get(Secret, name)
-        if row is None:
-            row = Secret(name=name, value=secrets.token_hex(32), created_at=time.time())
-            s.add(row)
-        return row.value.encode()
+        return (await store_accounts.secret(s, name)).encode()
 
 
 def make_voice(settings: Settings, clock: Clock) -> VoiceChannel:
@@ -75,7 +70,6 @@ def _twilio_voice(settings: Settings, clock: Clock) -> VoiceChannel:
         auth_token=settings.twilio_auth_token.get_secret_value(),
         public_base_url=settings.public_base_url,
         agent_leg=settings.twilio_agent_leg,
-        calls_per_second=settings.twilio_calls_per_second,
         api_base=settings.twilio_api_base,
     )
 

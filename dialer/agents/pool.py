@@ -3,26 +3,58 @@
 Assignment (campaign config `agent_ids`) is kept across pauses; engagement (`agents.
 campaign_id`) is run-time state: an agent serves at most one campaign at a time. A campaign
 that stops running releases its agents at once, except as many as it still has calls ringing
-(held `reserved` so an answer is never abandoned because of the pause, DESIGN.md §3.3); agents
+(held `reserved` so an answer is never abandoned because of the pause, docs/architecture.md §3.4);
+agents
 on a call are released after their wrap-up.
+
+Every change of an agent's state goes through `move`, which consults the domain table
+(domain/states.py: the engine's moves, or the agent's own).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+import logging
 
-from dialer.domain.states import AgentState, AttemptStatus
+from dialer.domain.campaign import CampaignSpec
+from dialer.domain.states import (
+    AGENT_FREE,
+    ATTEMPT_RINGING,
+    AgentState,
+    InvalidTransition,
+    agent_transition,
+)
+from dialer.store import agents as agent_store
+from dialer.store import attempts as attempt_store
 from dialer.store import events
-from dialer.store.models import Agent, Attempt, Campaign
+from dialer.store.db import DbSession
+from dialer.store.models import Agent, Campaign
 
-FREE = (AgentState.AVAILABLE, AgentState.RESERVED)
-# Calls that may still be answered and then need an agent.
-UNANSWERED = (AttemptStatus.QUEUED, AttemptStatus.INITIATED, AttemptStatus.RINGING)
+log = logging.getLogger(__name__)
 
 
-def _set_state(session: AsyncSession, agent: Agent, to: AgentState, now: float, why: str) -> None:
-    if agent.state != to:
+def move(
+    session: DbSession,
+    agent: Agent,
+    to: AgentState,
+    now: float,
+    why: str | None,
+    *,
+    actor: str = events.SYSTEM,
+    engine: bool = True,
+) -> bool:
+    """Move the agent to `to` by the domain table and record it; False when it is there
+    already. The engine's moves check the engine's table, and a refused one is logged and
+    skipped; the agent's own (`engine=False`) check its table and raise InvalidTransition.
+    """
+    current = AgentState(agent.state)
+    try:
+        target = agent_transition(current, to, engine=engine)
+    except InvalidTransition as exc:
+        if not engine:
+            raise
+        log.warning("agent.transition_refused", extra={"agent": agent.id, "error": str(exc)})
+        return False
+    if target is not None:
         events.record(
             session,
             at=now,
@@ -30,31 +62,24 @@ def _set_state(session: AsyncSession, agent: Agent, to: AgentState, now: float, 
             entity_id=agent.id,
             type="agent.state",
             campaign_id=agent.campaign_id,
-            from_state=agent.state,
-            to_state=to,
+            actor=actor,
+            from_state=current,
+            to_state=target,
             reason=why,
         )
-        agent.state = to
+        agent.state = target
         agent.state_since = now
     agent.version += 1
+    return target is not None
 
 
-async def engage(session: AsyncSession, campaign: Campaign, now: float) -> list[str]:
+async def engage(
+    session: DbSession, campaign: Campaign, spec: CampaignSpec, now: float
+) -> list[str]:
     """Engage the campaign's assigned agents that serve no other campaign."""
-    ids = list(campaign.config.get("agent_ids") or [])
-    if not ids:
+    if not spec.agent_ids:
         return []
-    agents = (
-        await session.scalars(
-            select(Agent)
-            .where(
-                Agent.id.in_(ids),
-                Agent.campaign_id.is_(None),
-                Agent.state.in_((AgentState.AVAILABLE, AgentState.BREAK)),
-            )
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
+    agents = await agent_store.engageable(session, spec.agent_ids)
     for agent in agents:
         agent.campaign_id = campaign.id
         agent.version += 1
@@ -69,51 +94,22 @@ async def engage(session: AsyncSession, campaign: Campaign, now: float) -> list[
             to_state=agent.state,
         )
     # Agents held for ringing calls of a pause go back to work on resume.
-    held = (
-        await session.scalars(
-            select(Agent).where(
-                Agent.campaign_id == campaign.id,
-                Agent.state == AgentState.RESERVED,
-                Agent.attempt_id.is_(None),
-            )
-        )
-    ).all()
-    for agent in held:
-        _set_state(session, agent, AgentState.AVAILABLE, now, "campaign running")
+    for agent in await agent_store.held(session, campaign.id):
+        move(session, agent, AgentState.AVAILABLE, now, "campaign running")
     return [a.id for a in agents]
 
 
-async def release(session: AsyncSession, campaign_id: str, now: float) -> list[str]:
+async def release(session: DbSession, campaign_id: str, now: float) -> list[str]:
     """Release the agents of a campaign that is not running; returns the released ids."""
-    unanswered = await session.scalar(
-        select(func.count())
-        .select_from(Attempt)
-        .where(
-            Attempt.campaign_id == campaign_id,
-            Attempt.channel == "voice",
-            Attempt.status.in_(UNANSWERED),
-        )
-    )
-    hold = int(unanswered or 0)
-    idle = (
-        await session.scalars(
-            select(Agent)
-            .where(
-                Agent.campaign_id == campaign_id,
-                Agent.attempt_id.is_(None),
-                Agent.state.in_((*FREE, AgentState.BREAK, AgentState.OFFLINE)),
-            )
-            .order_by(Agent.state.desc(), Agent.state_since, Agent.id)  # reserved first
-        )
-    ).all()
+    hold = await attempt_store.count_voice(session, campaign_id, ATTEMPT_RINGING)
     released: list[str] = []
-    for agent in idle:
-        if hold > 0 and agent.state in FREE:
+    for agent in await agent_store.idle(session, campaign_id):
+        if hold > 0 and agent.state in AGENT_FREE:
             hold -= 1
-            _set_state(session, agent, AgentState.RESERVED, now, "held for a ringing call")
+            move(session, agent, AgentState.RESERVED, now, "held for a ringing call")
             continue
         if agent.state == AgentState.RESERVED:
-            _set_state(session, agent, AgentState.AVAILABLE, now, "released")
+            move(session, agent, AgentState.AVAILABLE, now, "released")
         events.record(
             session,
             at=now,
@@ -130,72 +126,31 @@ async def release(session: AsyncSession, campaign_id: str, now: float) -> list[s
     return released
 
 
-async def take(session: AsyncSession, campaign_id: str, attempt_id: int, now: float) -> str | None:
+async def take(session: DbSession, campaign_id: str, attempt_id: int, now: float) -> str | None:
     """Put a free agent of the campaign on an answered call; None if nobody is free."""
-    agent = (
-        await session.scalars(
-            select(Agent)
-            .where(
-                Agent.campaign_id == campaign_id,
-                Agent.state.in_(FREE),
-                Agent.attempt_id.is_(None),
-            )
-            .order_by(Agent.state.desc(), Agent.state_since, Agent.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-    ).first()
+    agent = await agent_store.free_for_call(session, campaign_id)
     if agent is None:
         return None
     agent.attempt_id = attempt_id
-    _set_state(session, agent, AgentState.ON_CALL, now, "call bridged")
+    move(session, agent, AgentState.ON_CALL, now, "call bridged")
     return agent.id
 
 
-async def call_ended(session: AsyncSession, attempt_id: int, wrap_up: float, now: float) -> None:
-    agent = (await session.scalars(select(Agent).where(Agent.attempt_id == attempt_id))).first()
+async def call_ended(session: DbSession, attempt_id: int, wrap_up: float, now: float) -> None:
+    agent = await agent_store.on_call(session, attempt_id)
     if agent is None:
         return
     agent.attempt_id = None
     if wrap_up > 0:
         agent.wrap_up_until = now + wrap_up
-        _set_state(session, agent, AgentState.WRAP_UP, now, "call ended")
+        move(session, agent, AgentState.WRAP_UP, now, "call ended")
     else:
-        _set_state(session, agent, AgentState.AVAILABLE, now, "call ended")
+        move(session, agent, AgentState.AVAILABLE, now, "call ended")
 
 
-async def end_wrap_ups(session: AsyncSession, now: float) -> list[str]:
-    agents = (
-        await session.scalars(
-            select(Agent).where(Agent.state == AgentState.WRAP_UP, Agent.wrap_up_until <= now)
-        )
-    ).all()
+async def end_wrap_ups(session: DbSession, now: float) -> list[str]:
+    agents = await agent_store.wrap_ups_over(session, now)
     for agent in agents:
         agent.wrap_up_until = None
-        _set_state(session, agent, AgentState.AVAILABLE, now, "wrap-up over")
+        move(session, agent, AgentState.AVAILABLE, now, "wrap-up over")
     return [a.id for a in agents]
-
-
-async def count_available(session: AsyncSession, campaign_id: str) -> int:
-    n = await session.scalar(
-        select(func.count())
-        .select_from(Agent)
-        .where(
-            Agent.campaign_id == campaign_id,
-            Agent.state == AgentState.AVAILABLE,
-            Agent.attempt_id.is_(None),
-        )
-    )
-    return int(n or 0)
-
-
-async def counts_by_state(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(select(Agent.state, func.count()).group_by(Agent.state))
-    return {state: int(n) for state, n in rows.all()}
-
-
-async def engaged_campaigns(session: AsyncSession) -> set[str]:
-    rows = await session.execute(
-        select(Agent.campaign_id).where(Agent.campaign_id.is_not(None)).distinct()
-    )
-    return {c for (c,) in rows.all() if c}

@@ -1,1 +1,1 @@
-"""The HTTP API (API.md): aiohttp routes, auth, live events, webhooks."""
+"""The HTTP API (docs/api.md): aiohttp routes, auth, live events, webhooks."""

@@ -1,4 +1,5 @@
-"""The application factory: one aiohttp app that owns every resource (STYLE.md §7)."""
+"""The application factory: one aiohttp app that owns every resource (docs/architecture.md
+§14.7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Authentication and roles on every /api/ route (DESIGN.md §9).
+"""Authentication and roles on every /api/ route (docs/architecture.md §13).
 
 A handler declares who may call it with `@requires(...)` (or `@public`); the middleware
 refuses any /api/ route that declares nothing, so a forgotten decorator fails closed.

@@ -1,4 +1,4 @@
-"""One error shape for every failure (API.md): {"error": {"code", "message", "details"}}."""
+"""One error shape for every failure (docs/api.md §3): {"error": {"code", "message", "details"}}."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from dialer.errors import ServiceError
+from dialer.errors import ServiceError, ValidationFailed, field_errors, invalid
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -31,30 +31,13 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.details = status, code, message, details
 
 
-def field_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, Any]]:
-    return [
-        {
-            "field": prefix + ".".join(str(p) for p in err["loc"])
-            if err["loc"]
-            else prefix or "body",
-            "message": err["msg"],
-        }
-        for err in exc.errors()
-    ]
-
-
 async def parse(request: web.Request, model: type[M], *, optional: bool = False) -> M:
     """The JSON body as `model`; 400 for malformed JSON, 422 naming each bad field."""
     raw = await request.read()
     if not raw.strip():
         if optional:
             return model()
-        raise ApiError(
-            422,
-            "invalid_input",
-            "a JSON body is required",
-            {"errors": [{"field": "body", "message": "required"}]},
-        )
+        raise invalid("body", "required", summary="a JSON body is required")
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -62,9 +45,7 @@ async def parse(request: web.Request, model: type[M], *, optional: bool = False)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ApiError(
-            422, "invalid_input", "invalid input", {"errors": field_errors(exc)}
-        ) from None
+        raise ValidationFailed("invalid input", field_errors(exc, whole="body")) from None
 
 
 def query_int(request: web.Request, name: str, default: int, *, lo: int, hi: int) -> int:
@@ -74,19 +55,9 @@ def query_int(request: web.Request, name: str, default: int, *, lo: int, hi: int
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(
-            422,
-            "invalid_input",
-            f"{name} must be an integer",
-            {"errors": [{"field": name, "message": "not an integer"}]},
-        ) from None
+        raise invalid(name, "not an integer", summary=f"{name} must be an integer") from None
     if not lo <= value <= hi:
-        raise ApiError(
-            422,
-            "invalid_input",
-            f"{name} must be in {lo}..{hi}",
-            {"errors": [{"field": name, "message": f"out of range {lo}..{hi}"}]},
-        )
+        raise invalid(name, f"out of range {lo}..{hi}", summary=f"{name} must be in {lo}..{hi}")
     return value
 
 

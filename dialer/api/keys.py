@@ -1,4 +1,4 @@
-"""Typed application keys: every resource the app owns (STYLE.md §7)."""
+"""Typed application keys: every resource the app owns (docs/architecture.md §14.7)."""
 
 from __future__ import annotations
 

@@ -20,13 +20,12 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-
 from dialer.api.schemas import AgentOut, CampaignOut, LeadOut, StatsOut, iso
 from dialer.domain.states import CampaignState
-from dialer.store.events import list_events
-from dialer.store.models import Agent, Campaign, Event, Lead
+from dialer.store import campaigns as campaign_store
+from dialer.store import events as event_store
+from dialer.store.db import DbSession, PinnedReader
+from dialer.store.models import Event
 from dialer.store.stats import campaign_stats
 
 if TYPE_CHECKING:
@@ -93,14 +92,14 @@ def _dump(**payload: Any) -> str:
     return json.dumps(payload, separators=(",", ":"), default=str)
 
 
-async def render(s: AsyncSession, rows: list[Event]) -> list[LiveEvent]:
+async def render(s: DbSession, rows: list[Event]) -> list[LiveEvent]:
     """Rows to stream events, reading their objects in three queries (in `s`'s snapshot)."""
-    cids = {r.entity_id for r in rows if r.entity == "campaign"}
-    aids = {r.entity_id for r in rows if r.entity == "agent"}
-    lids = {int(r.entity_id) for r in rows if r.type == LEAD_STATE and r.entity_id.isdigit()}
-    camps = {c.id: c for c in await s.scalars(select(Campaign).where(Campaign.id.in_(cids)))}
-    agents = {a.id: a for a in await s.scalars(select(Agent).where(Agent.id.in_(aids)))}
-    leads = {str(x.id): x for x in await s.scalars(select(Lead).where(Lead.id.in_(lids)))}
+    camps, agents, leads = await event_store.subjects(
+        s,
+        (r.entity_id for r in rows if r.entity == "campaign"),
+        (r.entity_id for r in rows if r.entity == "agent"),
+        (int(r.entity_id) for r in rows if r.type == LEAD_STATE and r.entity_id.isdigit()),
+    )
     out: list[LiveEvent] = []
     for r in rows:
         head: dict[str, Any] = {
@@ -146,7 +145,7 @@ class LiveHub:
         self._changed: set[str] = set()  # campaigns with a row since the last stats pass
         self._gap_since: float | None = None
         self._task: asyncio.Task[None] | None = None
-        self._conn: AsyncConnection | None = None
+        self._reader = PinnedReader(runtime.db)
         self._stopped = False
 
     @property
@@ -160,8 +159,8 @@ class LiveHub:
     async def start(self) -> None:
         if self._task is not None:
             return
-        async with self._snapshot() as s:
-            self.cursor = int((await s.scalar(select(func.max(Event.id)))) or 0)
+        async with self._reader.snapshot() as s:
+            self.cursor = await event_store.last_id(s)
         self._task = asyncio.create_task(self._run(), name="live-hub")
 
     async def stop(self) -> None:
@@ -176,24 +175,7 @@ class LiveHub:
         for sub in list(self._subs):
             sub.close()
         self._subs.clear()
-        if self._conn is not None:
-            await self._conn.close()
-
-    @contextlib.asynccontextmanager
-    async def _snapshot(self) -> AsyncIterator[AsyncSession]:
-        """A read transaction on the hub's own connection: a pool drained by busy requests
-        must not hold the stream back. Reopened after any error."""
-        if self._conn is None:
-            self._conn = await self.runtime.db.engine.connect()
-            await self._conn.execution_options(dialer_read_only=True)
-        try:
-            async with self._conn.begin(), AsyncSession(bind=self._conn) as s:
-                yield s
-        except BaseException:
-            conn, self._conn = self._conn, None
-            with contextlib.suppress(Exception):
-                await conn.close()
-            raise
+        await self._reader.close()
 
     def subscribe(self, flt: Filter) -> Subscriber:
         """Live from the current cursor on (synchronous: no row can slip in between the
@@ -225,8 +207,8 @@ class LiveHub:
         """Rows after `after` up to `upto`, rendered, page by page, each with the id it
         covers up to (for Last-Event-ID)."""
         while after < upto:
-            async with self.runtime.db.read() as conn, AsyncSession(bind=conn) as s:
-                fetched = await list_events(s, after_id=after, limit=PAGE)
+            async with self.runtime.db.reader() as s:
+                fetched = await event_store.list_events(s, after_id=after, limit=PAGE)
                 rows = [r for r in fetched if r.id <= upto]
                 page = await render(s, rows)
             after = rows[-1].id if len(rows) == PAGE else upto
@@ -265,8 +247,8 @@ class LiveHub:
         return out
 
     async def _poll(self) -> bool:
-        async with self._snapshot() as s:
-            fetched = await list_events(s, after_id=self.cursor, limit=PAGE)
+        async with self._reader.snapshot() as s:
+            fetched = await event_store.list_events(s, after_id=self.cursor, limit=PAGE)
             rows = self._settled(fetched)
             events = await render(s, rows) if rows else []
         if rows:
@@ -278,9 +260,8 @@ class LiveHub:
 
     async def _push_stats(self) -> None:
         changed, self._changed = self._changed, set()
-        async with self._snapshot() as s:
-            wanted = Campaign.state.in_(LIVE_STATES) | Campaign.id.in_(changed)
-            camps = list(await s.scalars(select(Campaign).where(wanted)))
+        async with self._reader.snapshot() as s:
+            camps = await campaign_store.in_states_or_ids(s, LIVE_STATES, changed)
             figures = [(c, StatsOut.of(await campaign_stats(s, c))) for c in camps]
         fresh: list[LiveEvent] = []
         for c, stats in figures:

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document, built from the router and each handler's @doc (API.md).
+"""The OpenAPI 3.1 document, built from the router and each handler's @doc (docs/api.md).
 
 Nothing here is written by hand per route: paths and methods come from `app.router`,
 summaries, bodies, responses and query parameters from `dialer.api.docs.Doc`, and the

@@ -1,4 +1,4 @@
-"""Agent routes (API.md: Agents). An agent sees and changes only itself (DESIGN.md §9):
+"""Agent routes (docs/api.md §6). An agent sees and changes only itself (docs/architecture.md §13):
 it may set its own state and read its own queue, and the list shows it only itself."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Login, sessions, users and API tokens (API.md: Conventions; DESIGN.md §9)."""
+"""Login, sessions, users and API tokens (docs/api.md §2; docs/architecture.md §13)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dialer.api.docs import doc, reply
 from dialer.api.errors import ApiError, error_response, parse
 from dialer.api.keys import ACCOUNTS, LIMITER, RUNTIME, SETTINGS
 from dialer.api.schemas import In, Out
-from dialer.errors import NotFound
+from dialer.errors import NotFound, invalid
 from dialer.store.auth_models import ApiToken, User
 from dialer.usecases.accounts import SESSION_SECONDS, Role
 
@@ -114,12 +114,7 @@ async def _known_agent(request: web.Request, agent_id: str | None) -> None:
     try:
         await request.app[RUNTIME].service.agents.get(agent_id)
     except NotFound:
-        raise ApiError(
-            422,
-            "invalid_input",
-            f"no agent {agent_id!r}",
-            {"errors": [{"field": "agent_id", "message": "unknown agent"}]},
-        ) from None
+        raise invalid("agent_id", "unknown agent", summary=f"no agent {agent_id!r}") from None
 
 
 @routes.post("/api/v1/auth/login")

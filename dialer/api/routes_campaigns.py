@@ -1,8 +1,8 @@
-"""Campaign routes (API.md: Campaigns)."""
+"""Campaign routes (docs/api.md §4)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -25,6 +25,8 @@ from dialer.api.schemas import (
 )
 from dialer.domain.campaign import CampaignPatch, CampaignSpec
 from dialer.domain.states import CampaignState
+from dialer.errors import invalid
+from dialer.store.models import Campaign
 from dialer.usecases.campaigns import Service
 
 routes = web.RouteTableDef()
@@ -44,13 +46,23 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, "bad_json", f"the body is not JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise ApiError(
-            422,
-            "invalid_input",
-            "the body must be a JSON object",
-            {"errors": [{"field": "body", "message": "expected an object"}]},
-        )
+        raise invalid("body", "expected an object", summary="the body must be a JSON object")
     return data
+
+
+class _Scheduled(Protocol):
+    async def __call__(self, campaign_id: str, *, actor: str, at: float | None) -> Campaign: ...
+
+
+async def _now_or_at(request: web.Request, action: _Scheduled) -> web.Response:
+    """Start or resume: now, or at the body's `at`."""
+    body = await parse(request, AtIn, optional=True)
+    c = await action(
+        request.match_info["id"],
+        actor=principal(request).actor,
+        at=body.at.timestamp() if body.at else None,
+    )
+    return reply(CampaignOut.of(c))
 
 
 @routes.post("/api/v1/campaigns")
@@ -72,21 +84,11 @@ async def create(request: web.Request) -> web.Response:
 async def list_(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state is not None and state not in set(CampaignState):
-        raise ApiError(
-            422,
-            "invalid_input",
-            "unknown state",
-            {"errors": [{"field": "state", "message": f"one of {', '.join(CampaignState)}"}]},
-        )
+        raise invalid("state", f"one of {', '.join(CampaignState)}", summary="unknown state")
     archived_q = request.query.get("archived", "false")
     archived: bool | None = {"false": False, "true": True, "all": None}.get(archived_q, False)
     if archived_q not in ("false", "true", "all"):
-        raise ApiError(
-            422,
-            "invalid_input",
-            "archived is true, false or all",
-            {"errors": [{"field": "archived", "message": "true, false or all"}]},
-        )
+        raise invalid("archived", "true, false or all", summary="archived is true, false or all")
     items = await service(request).list_campaigns(state=state, archived=archived)
     return reply(CampaignList(items=[CampaignOut.of(c) for c in items]))
 
@@ -114,11 +116,8 @@ async def patch(request: web.Request) -> web.Response:
         try:
             version = int(if_match.strip().strip('"').removeprefix("W/").strip('"'))
         except ValueError:
-            raise ApiError(
-                422,
-                "invalid_input",
-                "If-Match must be a version number",
-                {"errors": [{"field": "If-Match", "message": "not an integer"}]},
+            raise invalid(
+                "If-Match", "not an integer", summary="If-Match must be a version number"
             ) from None
     data = await _json_object(request)
     c = await service(request).update_campaign(
@@ -131,13 +130,7 @@ async def patch(request: web.Request) -> web.Response:
 @requires(*STAFF)
 @doc('Start now, or schedule with {"at": time}', body=AtIn, response=CampaignOut)
 async def start(request: web.Request) -> web.Response:
-    body = await parse(request, AtIn, optional=True)
-    c = await service(request).start(
-        request.match_info["id"],
-        actor=principal(request).actor,
-        at=body.at.timestamp() if body.at else None,
-    )
-    return reply(CampaignOut.of(c))
+    return await _now_or_at(request, service(request).start)
 
 
 @routes.post("/api/v1/campaigns/{id}/pause")
@@ -155,13 +148,7 @@ async def pause(request: web.Request) -> web.Response:
 @requires(*STAFF)
 @doc('Resume now, or at {"at": time}', body=AtIn, response=CampaignOut)
 async def resume(request: web.Request) -> web.Response:
-    body = await parse(request, AtIn, optional=True)
-    c = await service(request).resume(
-        request.match_info["id"],
-        actor=principal(request).actor,
-        at=body.at.timestamp() if body.at else None,
-    )
-    return reply(CampaignOut.of(c))
+    return await _now_or_at(request, service(request).resume)
 
 
 @routes.post("/api/v1/campaigns/{id}/terminate")
@@ -217,12 +204,7 @@ async def events(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 1000, lo=1, hi=10000)
     entity = request.query.get("entity")
     if entity is not None and entity not in ENTITIES:
-        raise ApiError(
-            422,
-            "invalid_input",
-            "unknown entity",
-            {"errors": [{"field": "entity", "message": f"one of {', '.join(ENTITIES)}"}]},
-        )
+        raise invalid("entity", f"one of {', '.join(ENTITIES)}", summary="unknown entity")
     items = await service(request).events(
         request.match_info["id"], after_id=after, limit=limit, entity=entity
     )

@@ -9,8 +9,6 @@ is checked at claim time: a listed lead is stopped with reason `dnc`, never dial
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -19,12 +17,13 @@ from aiohttp import web
 from pydantic import Field
 
 from dialer.api.auth import READERS, STAFF, requires
+from dialer.api.csv_body import CsvReader, bad_body, body_kind, decode
 from dialer.api.docs import doc, reply
-from dialer.api.errors import ApiError, parse, query_int
+from dialer.api.errors import parse, query_int
 from dialer.api.keys import RUNTIME
-from dialer.api.routes_leads import CSV_TYPES, decode
 from dialer.api.schemas import In, Out
 from dialer.api.schemas_in import RejectedRow
+from dialer.errors import invalid
 from dialer.usecases.dnc import MAX_DNC_IMPORT, DncOps, DncResult
 
 routes = web.RouteTableDef()
@@ -58,41 +57,23 @@ def _iso(epoch: float) -> datetime:
 
 
 def ops(request: web.Request) -> DncOps:
-    return request.app[RUNTIME].service.leads.dnc
-
-
-def _invalid(field: str, message: str) -> ApiError:
-    return ApiError(
-        422, "invalid_input", message, {"errors": [{"field": field, "message": message}]}
-    )
+    return request.app[RUNTIME].service.dnc
 
 
 def csv_phones(text: str) -> tuple[list[str], list[int]]:
     """The `phone` cells of a CSV with a header row, and the line each starts on."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = CsvReader(text)
     phones: list[str] = []
     lines: list[int] = []
-    try:
-        for header in reader:
-            if any(c.strip() for c in header):
-                break
-        else:
-            raise _invalid("body", "the CSV is empty")
-        names = [re.sub(r"[\s-]+", "_", c.strip().lower()) for c in header]
-        if "phone" not in names:
-            raise _invalid("body", "no `phone` column: line 1 must name the columns")
-        column = names.index("phone")
-        end = reader.line_num
-        for cells in reader:
-            line, end = end + 1, reader.line_num
-            if not any(c.strip() for c in cells):
-                continue
-            if len(phones) >= MAX_DNC_IMPORT:
-                raise _invalid("body", f"at most {MAX_DNC_IMPORT} numbers per import")
-            phones.append(cells[column] if column < len(cells) else "")
-            lines.append(line)
-    except csv.Error as exc:
-        raise _invalid("body", f"line {reader.line_num}: {exc}") from None
+    names = [re.sub(r"[\s-]+", "_", c.strip().lower()) for c in reader.header()]
+    if "phone" not in names:
+        raise bad_body("no `phone` column: line 1 must name the columns")
+    column = names.index("phone")
+    for line, cells in reader.records():
+        if len(phones) >= MAX_DNC_IMPORT:
+            raise bad_body(f"at most {MAX_DNC_IMPORT} numbers per import")
+        phones.append(cells[column] if column < len(cells) else "")
+        lines.append(line)
     return phones, lines
 
 
@@ -100,7 +81,7 @@ async def _import_csv(request: web.Request) -> DncResult:
     phones, lines = csv_phones(decode(await request.read(), request.charset))
     reason = request.query.get("reason")
     if reason is not None and len(reason) > 500:
-        raise _invalid("reason", "at most 500 characters")
+        raise invalid("reason", "at most 500 characters")
     result = await ops(request).add(phones, reason=reason, first_row=0)
     for rejected in result.rejected:
         rejected["row"] = lines[rejected["row"]]
@@ -119,19 +100,11 @@ async def _import_csv(request: web.Request) -> DncResult:
     errors=(400, 401, 403, 415, 422),
 )
 async def add(request: web.Request) -> web.Response:
-    content_type = request.content_type
-    if content_type == "application/json" or content_type.endswith("+json"):
+    if body_kind(request) == "json":
         body = await parse(request, DncIn)
         result = await ops(request).add(body.phones, reason=body.reason)
-    elif content_type in CSV_TYPES:
-        result = await _import_csv(request)
     else:
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"send application/json or text/csv, not {content_type}",
-            {"content_type": content_type},
-        )
+        result = await _import_csv(request)
     return reply(DncAddOut.model_validate({"added": result.added, "rejected": result.rejected}))
 
 
@@ -147,7 +120,7 @@ async def page(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 100, lo=1, hi=1000)
     cursor = request.query.get("cursor", "")
     if cursor and not _CURSOR.fullmatch(cursor):
-        raise _invalid("cursor", "not a cursor from this API (use next_cursor)")
+        raise invalid("cursor", "not a cursor from this API (use next_cursor)")
     items, next_cursor = await ops(request).page(
         limit=limit, cursor=f"+{cursor}" if cursor else None
     )

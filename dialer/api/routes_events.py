@@ -1,4 +1,4 @@
-"""The live event stream (API.md: Live events): `GET /api/v1/events`, text/event-stream.
+"""The live event stream (docs/api.md §9): `GET /api/v1/events`, text/event-stream.
 
 Frames are `id:` (an events-table id), `event:` and one `data:` line of JSON; `: keep-alive`
 comment lines keep idle connections open. With `Last-Event-ID` the stream first replays the
@@ -17,6 +17,7 @@ from dialer.api.docs import doc
 from dialer.api.errors import ApiError
 from dialer.api.keys import LIVE, RUNTIME
 from dialer.api.live import Filter, LiveEvent, LiveHub, Subscriber
+from dialer.errors import invalid
 from dialer.usecases.accounts import Role
 
 routes = web.RouteTableDef()
@@ -31,11 +32,10 @@ def _last_event_id(request: web.Request) -> int | None:
     if not raw:
         return None
     if not raw.isdigit():
-        raise ApiError(
-            422,
-            "invalid_input",
-            "Last-Event-ID must be an id this stream sent",
-            {"errors": [{"field": "Last-Event-ID", "message": "not an event id"}]},
+        raise invalid(
+            "Last-Event-ID",
+            "not an event id",
+            summary="Last-Event-ID must be an id this stream sent",
         )
     return int(raw)
 

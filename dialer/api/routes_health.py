@@ -1,4 +1,4 @@
-"""Health and metrics: no auth (API.md: Health, Prometheus)."""
+"""Health and metrics: no auth (docs/api.md §11, §12)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lead routes (API.md: Leads): import (JSON or CSV), paging, one lead, lead-level control.
+"""Lead routes (docs/api.md §5): import (JSON or CSV), paging, one lead, lead-level control.
 
 A CSV import needs a header row naming the columns; `phone`, `email`, `first_name`,
 `last_name`, `company` and `timezone` are the lead's fields (matched case-insensitively,
@@ -9,8 +9,6 @@ and columns without a name are ignored. Rows are numbered by their first line in
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from dialer.api.auth import READERS, STAFF, principal, requires
+from dialer.api.csv_body import CsvReader, bad_body, body_kind, decode
 from dialer.api.docs import doc, reply
 from dialer.api.errors import ApiError, parse, query_int
 from dialer.api.keys import RUNTIME
@@ -31,23 +30,17 @@ from dialer.api.schemas_in import (
     LeadStopIn,
     QualifyIn,
 )
+from dialer.errors import invalid
 from dialer.usecases.leads import MAX_IMPORT, ImportResult, LeadOps
 
 routes = web.RouteTableDef()
 
 FIELDS = frozenset({"phone", "email", "first_name", "last_name", "company", "timezone"})
-CSV_TYPES = frozenset({"text/csv", "application/csv"})
 _ID = re.compile(r"[0-9]{1,18}")  # lead ids are 64-bit integers
 
 
 def ops(request: web.Request) -> LeadOps:
     return request.app[RUNTIME].service.leads
-
-
-def _bad_body(message: str) -> ApiError:
-    return ApiError(
-        422, "invalid_input", message, {"errors": [{"field": "body", "message": message}]}
-    )
 
 
 def _lead_id(request: web.Request) -> int:
@@ -65,75 +58,48 @@ class CsvRows:
     rejected: list[dict[str, Any]] = field(default_factory=list)  # rows with a broken shape
 
 
-def decode(raw: bytes, charset: str | None) -> str:
-    """The body as text: UTF-8 unless the Content-Type names a charset; a BOM is dropped."""
-    encoding = (charset or "utf-8").lower()
-    if encoding in ("utf-8", "utf8"):
-        encoding = "utf-8-sig"
-    try:
-        return raw.decode(encoding)
-    except LookupError:
-        raise ApiError(
-            415, "unsupported_media_type", f"unknown charset {charset!r}", {"charset": charset}
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise _bad_body(f"not {charset or 'UTF-8'} text (byte {exc.start})") from None
-
-
 def _column(name: str) -> str:
     key = re.sub(r"[\s-]+", "_", name.strip().lower())
     return key if key in FIELDS else name.strip()
 
 
-def _header(reader: Any) -> list[str]:
-    for cells in reader:
-        if any(c.strip() for c in cells):
-            names = [_column(c) for c in cells]
-            break
-    else:
-        raise _bad_body("the CSV is empty")
+def _header(cells: list[str]) -> list[str]:
+    names = [_column(c) for c in cells]
     seen: set[str] = set()
     for name in filter(None, names):
         if name in seen:
-            raise _bad_body(f"column {name!r} appears twice in the header")
+            raise bad_body(f"column {name!r} appears twice in the header")
         seen.add(name)
     if not seen & {"phone", "email"}:
-        raise _bad_body("no header row: line 1 must name the columns, phone or email among them")
+        raise bad_body("no header row: line 1 must name the columns, phone or email among them")
     return names
 
 
 def parse_csv(text: str) -> CsvRows:
-    """Rows of a CSV with a header row, read as a stream (a quoted value may span lines)."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    """Rows of a CSV with a header row (see the module's docstring for the columns)."""
+    reader = CsvReader(text)
     out = CsvRows()
-    try:
-        names = _header(reader)
-        end = reader.line_num
-        for cells in reader:
-            line, end = end + 1, reader.line_num
-            if not any(c.strip() for c in cells):
-                continue  # blank lines carry no lead
-            if len(out.rows) >= MAX_IMPORT:
-                raise _bad_body(f"at most {MAX_IMPORT} leads per import; split the file")
-            if len(cells) > len(names):
-                message = f"{len(cells)} values for {len(names)} columns"
-                out.rejected.append({"row": line, "errors": [{"field": "row", "message": message}]})
+    names = _header(reader.header())
+    for line, cells in reader.records():
+        if len(out.rows) >= MAX_IMPORT:
+            raise bad_body(f"at most {MAX_IMPORT} leads per import; split the file")
+        if len(cells) > len(names):
+            message = f"{len(cells)} values for {len(names)} columns"
+            out.rejected.append({"row": line, "errors": [{"field": "row", "message": message}]})
+            continue
+        row: dict[str, Any] = {}
+        custom: dict[str, str] = {}
+        for name, value in zip(names, cells, strict=False):  # short rows: blanks at the end
+            if not name or not value.strip():
                 continue
-            row: dict[str, Any] = {}
-            custom: dict[str, str] = {}
-            for name, value in zip(names, cells, strict=False):  # short rows: blanks at the end
-                if not name or not value.strip():
-                    continue
-                if name in FIELDS:
-                    row[name] = value
-                else:
-                    custom[name] = value.strip()
-            if custom:
-                row["custom"] = custom
-            out.rows.append(row)
-            out.lines.append(line)
-    except csv.Error as exc:
-        raise _bad_body(f"line {reader.line_num}: {exc}") from None
+            if name in FIELDS:
+                row[name] = value
+            else:
+                custom[name] = value.strip()
+        if custom:
+            row["custom"] = custom
+        out.rows.append(row)
+        out.lines.append(line)
     return out
 
 
@@ -159,19 +125,11 @@ async def _import_csv(request: web.Request, campaign_id: str) -> ImportResult:
 )
 async def add(request: web.Request) -> web.Response:
     campaign_id = request.match_info["id"]
-    content_type = request.content_type
-    if content_type == "application/json" or content_type.endswith("+json"):
+    if body_kind(request) == "json":
         body = await parse(request, LeadsIn)
         result = await ops(request).add(campaign_id, body.leads, first_row=1)
-    elif content_type in CSV_TYPES:
-        result = await _import_csv(request, campaign_id)
     else:
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"send application/json or text/csv, not {content_type}",
-            {"content_type": content_type},
-        )
+        result = await _import_csv(request, campaign_id)
     rejected = sorted(result.rejected, key=lambda r: int(r["row"]))
     return reply(ImportOut.model_validate({"accepted": result.accepted, "rejected": rejected}))
 
@@ -187,11 +145,10 @@ async def page(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 100, lo=1, hi=1000)
     cursor = request.query.get("cursor", "")
     if cursor and not _ID.fullmatch(cursor):
-        raise ApiError(
-            422,
-            "invalid_input",
-            "cursor is the next_cursor of a previous page",
-            {"errors": [{"field": "cursor", "message": "not a cursor from this API"}]},
+        raise invalid(
+            "cursor",
+            "not a cursor from this API",
+            summary="cursor is the next_cursor of a previous page",
         )
     items, next_id = await ops(request).page(
         request.match_info["id"],

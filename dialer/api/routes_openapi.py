@@ -1,4 +1,4 @@
-"""GET /api/v1/openapi.json: the OpenAPI document of this server (API.md).
+"""GET /api/v1/openapi.json: the OpenAPI document of this server (docs/api.md).
 
 Public on purpose: it describes the API and holds no data, and clients (schemathesis, code
 generators, the dashboard) need it before they have credentials.

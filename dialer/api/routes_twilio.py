@@ -1,4 +1,4 @@
-"""Twilio's webhooks (API.md): the voice URL, status callbacks and async AMD results.
+"""Twilio's webhooks (docs/api.md §10): the voice URL, status callbacks and async AMD results.
 
 Not under /api/: no bearer token. `X-Twilio-Signature`, checked against the configured
 public base URL and the posted form, is the authentication; anything else is a 403 that
@@ -14,13 +14,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 
 from dialer.api.docs import doc
 from dialer.api.errors import ApiError
 from dialer.api.keys import RUNTIME, SETTINGS
 from dialer.channels.base import CallEvent
+from dialer.domain.campaign import AnsweredBy
 from dialer.domain.states import ATTEMPT_FINAL, AttemptStatus
+from dialer.store import campaigns as campaign_store
 from dialer.store.models import Attempt
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,15 @@ FORM = ("application/x-www-form-urlencoded",)
 ATTEMPT_QUERY = {"attempt": "string"}
 SIGNATURE = "X-Twilio-Signature"
 Builder = Callable[[str, Mapping[str, str], float], CallEvent | None]
+# A callback is answered 204 when applied, 200 when ignored (see the module's docstring).
+CALLBACK_DOC: dict[str, Any] = {
+    "content_types": FORM,
+    "produces": "text/plain",
+    "status": 204,
+    "other": {200: None},
+    "query": ATTEMPT_QUERY,
+    "errors": (403,),
+}
 
 
 async def signed_form(request: web.Request) -> dict[str, str]:
@@ -54,24 +64,14 @@ async def signed_form(request: web.Request) -> dict[str, str]:
     return params
 
 
-async def known_attempt(request: web.Request, params: Mapping[str, str]) -> Any | None:
+async def known_attempt(request: web.Request, params: Mapping[str, str]) -> Attempt | None:
     """The attempt row the callback names, if it exists and is about this call."""
     raw = request.query.get("attempt", "")
     sid = params.get("CallSid", "")
     row = None
     if raw.isdigit() and len(raw) <= 18:
-        async with request.app[RUNTIME].db.read() as conn:
-            found = await conn.execute(
-                select(
-                    Attempt.id,
-                    Attempt.status,
-                    Attempt.carrier_id,
-                    Attempt.abandoned,
-                    Attempt.answered_by,
-                    Attempt.agent_id,
-                ).where(Attempt.id == int(raw), Attempt.channel == "voice")
-            )
-            row = found.first()
+        async with request.app[RUNTIME].db.reader() as s:
+            row = await campaign_store.voice_attempt(s, int(raw))
     if row is None or (row.carrier_id and sid and row.carrier_id != sid):
         log.warning(
             "twilio.unknown_attempt",
@@ -121,8 +121,8 @@ async def voice(request: web.Request) -> web.Response:
 
     row = await known_attempt(request, params)
     rt = request.app[RUNTIME]
-    message = rt.engine.d.tuning.abandon_message
-    if row is None or row.abandoned or row.answered_by == "machine":
+    message = rt.engine.abandon_message
+    if row is None or row.abandoned or row.answered_by == AnsweredBy.MACHINE:
         xml = twiml.say_and_hangup(message)
     elif AttemptStatus(row.status) in ATTEMPT_FINAL:
         xml = twiml.say_and_hangup(None)
@@ -132,30 +132,14 @@ async def voice(request: web.Request) -> web.Response:
 
 
 @routes.post("/webhooks/twilio/status")
-@doc(
-    "Twilio call status callback (signed by Twilio)",
-    content_types=FORM,
-    produces="text/plain",
-    status=204,
-    other={200: None},
-    query=ATTEMPT_QUERY,
-    errors=(403,),
-)
+@doc("Twilio call status callback (signed by Twilio)", **CALLBACK_DOC)
 async def status(request: web.Request) -> web.Response:
     """A call status (queued … completed) for the engine; duplicates and late ones are no-ops."""
     return await _report(request, "status")
 
 
 @routes.post("/webhooks/twilio/amd")
-@doc(
-    "Twilio async answering-machine detection result (signed by Twilio)",
-    content_types=FORM,
-    produces="text/plain",
-    status=204,
-    other={200: None},
-    query=ATTEMPT_QUERY,
-    errors=(403,),
-)
+@doc("Twilio async answering-machine detection result (signed by Twilio)", **CALLBACK_DOC)
 async def amd(request: web.Request) -> web.Response:
     """Who answered: a machine gets the message and is hung up by the engine."""
     return await _report(request, "amd")

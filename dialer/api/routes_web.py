@@ -1,4 +1,4 @@
-"""The dashboard (STYLE.md §12): static HTML, ES modules and vendored libraries from
+"""The dashboard (docs/architecture.md §14.12): static HTML, ES modules and vendored libraries from
 `dialer/web/`, package data found with `importlib.resources`, so an installed wheel serves it
 as the checkout does.
 

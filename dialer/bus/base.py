@@ -1,4 +1,5 @@
-"""The control bus: how a campaign's state change reaches every engine (DESIGN.md §4, §5).
+"""The control bus: how a campaign's state change reaches every engine (docs/architecture.md §4,
+§12).
 
 A control message carries the campaign's state and its fencing `version`. `publish` is the
 pause fence: when it returns, every subscriber of this process has handled the message, so
@@ -18,7 +19,6 @@ class ControlMessage:
     campaign_id: str
     state: str  # the campaign's state after the change
     version: int  # fencing number: engines ignore anything older than what they hold
-    kind: str = "campaign"  # later also "agent", "lead"
 
 
 Handler = Callable[[ControlMessage], Awaitable[None]]
@@ -39,13 +39,6 @@ class Bus(Protocol):
 
     def subscribe(self, handler: Handler) -> Unsubscribe:
         """Call `handler` for every message published from now on; returns the unsubscribe."""
-
-    async def acquire_rate(self, key: str, rate_per_second: float) -> float:
-        """Book the next slot of the rate limit `key`, shared by everyone on the bus.
-
-        Returns how many seconds the caller must wait before acting (0.0 when it may go now).
-        The slot is booked either way, so callers that wait the delay keep to the rate.
-        """
 
     async def take(self, key: str, rate_per_second: float, want: int) -> int:
         """Take up to `want` tokens of the token bucket `key` (burst: one second's worth).

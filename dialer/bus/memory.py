@@ -23,7 +23,6 @@ class MemoryBus:
         self._handlers: dict[int, Handler] = {}
         self._ids = itertools.count()
         # Generic cell rate algorithm: per key, the earliest time the next action may happen.
-        self._next_slot: dict[str, float] = {}
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last refill)
         self._closed = False
 
@@ -55,14 +54,6 @@ class MemoryBus:
             self._handlers.pop(key, None)
 
         return unsubscribe
-
-    async def acquire_rate(self, key: str, rate_per_second: float) -> float:
-        if rate_per_second <= 0:
-            raise ValueError(f"rate_per_second must be positive, got {rate_per_second}")
-        now = self._clock.now()
-        slot = max(self._next_slot.get(key, now), now)
-        self._next_slot[key] = slot + 1.0 / rate_per_second
-        return slot - now
 
     async def take(self, key: str, rate_per_second: float, want: int) -> int:
         if rate_per_second <= 0:

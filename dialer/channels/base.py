@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from dialer.domain.campaign import AnsweredBy
 from dialer.domain.states import AttemptStatus
 
 
@@ -40,7 +41,7 @@ class CallEvent:
     carrier_id: str
     status: AttemptStatus
     at: float  # epoch seconds, from the channel's clock
-    answered_by: str | None = None  # human / machine / unknown, once answered
+    answered_by: AnsweredBy | None = None  # once answered
     duration_seconds: float | None = None  # connected talk time, with the final status
     error: str | None = None
 

@@ -23,6 +23,7 @@ from itertools import accumulate
 
 from dialer.channels.base import CallEvent, CallEventSink, ChannelError, DialRequest
 from dialer.clock import Clock, Handle
+from dialer.domain.campaign import AnsweredBy
 from dialer.domain.states import ATTEMPT_FINAL, AttemptStatus
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,8 @@ class SimProfile:
 
 
 class Outcome(StrEnum):
-    HUMAN = "human"
-    MACHINE = "machine"
+    HUMAN = AnsweredBy.HUMAN.value
+    MACHINE = AnsweredBy.MACHINE.value
     BUSY = "busy"
     FAILED = "failed"
     NO_ANSWER = "no_answer"
@@ -186,7 +187,7 @@ class SimulatedVoice:
                 call.phase = Phase.ANSWERED
                 call.connected_at = self._clock.now()
                 self.counts[f"answered_{call.outcome}"] += 1
-                self._emit(call, AttemptStatus.IN_PROGRESS, answered_by=call.outcome.value)
+                self._emit(call, AttemptStatus.IN_PROGRESS, answered_by=AnsweredBy(call.outcome))
                 if call.outcome is Outcome.MACHINE:  # its greeting plays, then it hangs up
                     greeting = self._scaled(self.profile.machine_message_seconds)
                     self._complete_after(call, greeting, greeting)
@@ -267,7 +268,7 @@ class SimulatedVoice:
         call: SimCall,
         status: AttemptStatus,
         *,
-        answered_by: str | None = None,
+        answered_by: AnsweredBy | None = None,
         duration_seconds: float | None = None,
         error: str | None = None,
     ) -> None:

@@ -106,8 +106,9 @@ class TwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
 
 
 class TwilioVoice:
-    """The `VoiceChannel` "twilio". `calls_per_second` is the account's limit: the engine's
-    shared limiter reads it; Twilio itself queues calls beyond it (pause cancels those)."""
+    """The `VoiceChannel` "twilio". The account's calls-per-second limit is kept by the
+    engine's shared limiter (settings `twilio_calls_per_second`); Twilio itself queues calls
+    beyond it (pause cancels those)."""
 
     name = "twilio"
 
@@ -119,14 +120,10 @@ class TwilioVoice:
         auth_token: str,
         public_base_url: str,
         agent_leg: str = "client:{agent_id}",
-        calls_per_second: float = 1.0,
         api_base: str | None = None,
         timeout: float = 10.0,
         time_limit_seconds: int = 4 * 3600,
     ) -> None:
-        if calls_per_second <= 0:
-            raise ValueError("calls_per_second must be > 0")
-        self.calls_per_second = calls_per_second
         self._clock = clock
         self._base = public_base_url.rstrip("/")
         self._agent_leg = agent_leg

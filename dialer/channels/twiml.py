@@ -12,6 +12,7 @@ from email.utils import parsedate_to_datetime
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
 from dialer.channels.base import CallEvent
+from dialer.domain.campaign import AnsweredBy
 from dialer.domain.states import AttemptStatus
 
 CALL_STATUS: dict[str, AttemptStatus] = {
@@ -66,15 +67,15 @@ def say_and_hangup(message: str | None) -> str:
     return str(response)
 
 
-def answered_by(value: str | None) -> str | None:
+def answered_by(value: str | None) -> AnsweredBy | None:
     """Twilio's AnsweredBy as ours: human, machine (machine_*, fax) or unknown."""
     if not value:
         return None
     if value == "human":
-        return "human"
+        return AnsweredBy.HUMAN
     if value.startswith("machine") or value == "fax":
-        return "machine"
-    return "unknown"
+        return AnsweredBy.MACHINE
+    return AnsweredBy.UNKNOWN
 
 
 def call_status(value: str | None) -> AttemptStatus | None:

@@ -1,4 +1,4 @@
-"""The campaign configuration: what survives every pause (DESIGN.md §1)."""
+"""The campaign configuration: what survives every pause (docs/architecture.md §1)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,14 @@ class ResumePolicy(StrEnum):
 class Channel(StrEnum):
     VOICE = "voice"
     EMAIL = "email"
+
+
+class AnsweredBy(StrEnum):
+    """Who picked up a voice call, as the carrier reports it once answered."""
+
+    HUMAN = "human"
+    MACHINE = "machine"
+    UNKNOWN = "unknown"
 
 
 class _Model(BaseModel):
@@ -97,7 +105,7 @@ class SenderSpec(_Model):
 
 
 class CampaignSpec(_Model):
-    """The create body of API.md; everything but name and sequence has a default."""
+    """The create body of docs/api.md §4.1; everything but name and sequence has a default."""
 
     name: str = Field(min_length=1, max_length=200)
     sequence: list[Step] = Field(min_length=1, max_length=50)
@@ -112,11 +120,11 @@ class CampaignSpec(_Model):
 
     @property
     def has_voice(self) -> bool:
-        return any(s.channel == "voice" for s in self.sequence)
+        return bool(self.steps_of(Channel.VOICE))
 
     @property
     def has_email(self) -> bool:
-        return any(s.channel == "email" for s in self.sequence)
+        return bool(self.steps_of(Channel.EMAIL))
 
     def steps_of(self, channel: Channel) -> list[int]:
         return [i for i, s in enumerate(self.sequence) if s.channel == channel]

@@ -1,4 +1,4 @@
-"""State machines of campaigns, leads, attempts and agents (DESIGN.md §2).
+"""State machines of campaigns, leads, attempts and agents (docs/architecture.md §2).
 
 Pure code: no clock, database or network. Every function either returns the new state or
 raises a typed error that the API turns into a 409 carrying the current state.
@@ -47,7 +47,7 @@ class CampaignAction(StrEnum):
 
 
 # (from, action) -> to.  Terminate is resolved by `terminate_target`.
-_CAMPAIGN: dict[tuple[CampaignState, CampaignAction], CampaignState] = {
+CAMPAIGN_MOVES: dict[tuple[CampaignState, CampaignAction], CampaignState] = {
     (CampaignState.DRAFT, CampaignAction.START): CampaignState.RUNNING,
     (CampaignState.SCHEDULED, CampaignAction.START): CampaignState.RUNNING,
     (CampaignState.DRAFT, CampaignAction.SCHEDULE): CampaignState.SCHEDULED,
@@ -59,7 +59,7 @@ _CAMPAIGN: dict[tuple[CampaignState, CampaignAction], CampaignState] = {
 }
 
 # Repeating the current state is a no-op, not an error.
-_CAMPAIGN_NOOP: dict[CampaignAction, frozenset[CampaignState]] = {
+CAMPAIGN_NOOP: dict[CampaignAction, frozenset[CampaignState]] = {
     CampaignAction.START: frozenset({CampaignState.RUNNING}),
     CampaignAction.PAUSE: frozenset({CampaignState.PAUSED}),
     CampaignAction.RESUME: frozenset({CampaignState.RUNNING}),
@@ -79,16 +79,16 @@ def campaign_transition(
     """
     if action is CampaignAction.TERMINATE:
         return terminate_target(state, dispatched=dispatched)
-    if state in _CAMPAIGN_NOOP.get(action, frozenset()):
+    if state in CAMPAIGN_NOOP.get(action, frozenset()):
         return None
     try:
-        return _CAMPAIGN[(state, action)]
+        return CAMPAIGN_MOVES[(state, action)]
     except KeyError:
         raise InvalidTransition("campaign", state, action) from None
 
 
 def terminate_target(state: CampaignState, *, dispatched: bool) -> CampaignState | None:
-    if state in _CAMPAIGN_NOOP[CampaignAction.TERMINATE]:
+    if state in CAMPAIGN_NOOP[CampaignAction.TERMINATE]:
         return None
     if state is CampaignState.COMPLETED:
         raise InvalidTransition("campaign", state, CampaignAction.TERMINATE)
@@ -110,6 +110,8 @@ class LeadStatus(StrEnum):
 
 LEAD_TERMINAL = frozenset({LeadStatus.COMPLETED, LeadStatus.STOPPED, LeadStatus.SKIPPED})
 LEAD_DISPATCHABLE = frozenset({LeadStatus.PENDING, LeadStatus.IN_PROGRESS})
+# May still be contacted: not terminal.
+LEAD_OPEN = frozenset({LeadStatus.PENDING, LeadStatus.IN_PROGRESS, LeadStatus.PAUSED})
 
 
 class StopReason(StrEnum):
@@ -120,7 +122,6 @@ class StopReason(StrEnum):
     BOUNCED = "bounced"
     MANUAL = "manual"
     COMPANY_STOPPED = "company_stopped"
-    MAX_ATTEMPTS = "max_attempts"
 
 
 class LeadAction(StrEnum):
@@ -130,11 +131,16 @@ class LeadAction(StrEnum):
     STOP = "stop"
     SKIP = "skip"
     COMPLETE = "complete"
+    # The engine only: a claimed lead whose attempt never reached a channel (the fence
+    # refused it) goes back to pending.
+    UNDISPATCH = "undispatch"
 
 
-_LEAD: dict[tuple[LeadStatus, LeadAction], LeadStatus] = {
+# (from, action) -> to: every lead move, by people (API) and by the engine.
+LEAD_MOVES: dict[tuple[LeadStatus, LeadAction], LeadStatus] = {
     (LeadStatus.PENDING, LeadAction.DISPATCH): LeadStatus.IN_PROGRESS,
     (LeadStatus.IN_PROGRESS, LeadAction.DISPATCH): LeadStatus.IN_PROGRESS,
+    (LeadStatus.IN_PROGRESS, LeadAction.UNDISPATCH): LeadStatus.PENDING,
     (LeadStatus.IN_PROGRESS, LeadAction.PAUSE): LeadStatus.PAUSED,
     (LeadStatus.PAUSED, LeadAction.RESUME): LeadStatus.IN_PROGRESS,
     (LeadStatus.PENDING, LeadAction.STOP): LeadStatus.STOPPED,
@@ -146,21 +152,23 @@ _LEAD: dict[tuple[LeadStatus, LeadAction], LeadStatus] = {
     (LeadStatus.PAUSED, LeadAction.COMPLETE): LeadStatus.COMPLETED,
 }
 
-_LEAD_NOOP: dict[LeadAction, frozenset[LeadStatus]] = {
+# Repeating the current status is a no-op, not an error.
+LEAD_NOOP: dict[LeadAction, frozenset[LeadStatus]] = {
     LeadAction.PAUSE: frozenset({LeadStatus.PAUSED}),
     LeadAction.RESUME: frozenset({LeadStatus.IN_PROGRESS}),
     LeadAction.STOP: frozenset({LeadStatus.STOPPED}),
     LeadAction.SKIP: frozenset({LeadStatus.SKIPPED}),
     LeadAction.COMPLETE: frozenset({LeadStatus.COMPLETED}),
+    LeadAction.UNDISPATCH: frozenset({LeadStatus.PENDING}),
 }
 
 
 def lead_transition(status: LeadStatus, action: LeadAction) -> LeadStatus | None:
     """The status after `action`, or None when it repeats the current status."""
-    if status in _LEAD_NOOP.get(action, frozenset()):
+    if status in LEAD_NOOP.get(action, frozenset()):
         return None
     try:
-        return _LEAD[(status, action)]
+        return LEAD_MOVES[(status, action)]
     except KeyError:
         raise InvalidTransition("lead", status, action) from None
 
@@ -203,6 +211,16 @@ ATTEMPT_FINAL = frozenset(
     }
 )
 ATTEMPT_LIVE = frozenset(ATTEMPT_RANK)  # in flight: not final
+# Handed to the carrier and not answered yet: may still be answered and need an agent.
+ATTEMPT_RINGING = frozenset({AttemptStatus.QUEUED, AttemptStatus.INITIATED, AttemptStatus.RINGING})
+# A line in use before the answer (a `created` attempt is about to be dialled).
+ATTEMPT_DIALING = ATTEMPT_RINGING | {AttemptStatus.CREATED}
+# Someone (a person or a machine) picked up: Twilio's `completed` implies the answer.
+ATTEMPT_ANSWERED = frozenset({AttemptStatus.IN_PROGRESS, AttemptStatus.COMPLETED})
+# Ended without an answer, as the carrier saw it (a call we cancelled is not among them).
+ATTEMPT_UNANSWERED_END = frozenset(
+    {AttemptStatus.BUSY, AttemptStatus.NO_ANSWER, AttemptStatus.FAILED}
+)
 
 
 def attempt_advances(current: AttemptStatus, new: AttemptStatus) -> bool:
@@ -231,31 +249,46 @@ class AgentState(StrEnum):
     BREAK = "break"
 
 
-_AGENT: frozenset[tuple[AgentState, AgentState]] = frozenset(
+# Moves an agent asks for itself, or a supervisor for it (API: POST /agents/{id}/state).
+AGENT_SELF_MOVES: frozenset[tuple[AgentState, AgentState]] = frozenset(
     {
         (AgentState.OFFLINE, AgentState.AVAILABLE),
         (AgentState.AVAILABLE, AgentState.OFFLINE),
         (AgentState.AVAILABLE, AgentState.BREAK),
         (AgentState.BREAK, AgentState.AVAILABLE),
         (AgentState.BREAK, AgentState.OFFLINE),
-        (AgentState.AVAILABLE, AgentState.RESERVED),
-        (AgentState.RESERVED, AgentState.AVAILABLE),
-        (AgentState.RESERVED, AgentState.ON_CALL),
-        (AgentState.ON_CALL, AgentState.WRAP_UP),
-        (AgentState.WRAP_UP, AgentState.AVAILABLE),
+        (AgentState.RESERVED, AgentState.AVAILABLE),  # gives up the hold for a ringing call
+        (AgentState.WRAP_UP, AgentState.AVAILABLE),  # ends the wrap-up early
         (AgentState.WRAP_UP, AgentState.BREAK),
         (AgentState.WRAP_UP, AgentState.OFFLINE),
     }
 )
+# Moves the engine makes (agents/pool.py): hold for a ringing call, bridge, end of call.
+AGENT_ENGINE_MOVES: frozenset[tuple[AgentState, AgentState]] = frozenset(
+    {
+        (AgentState.AVAILABLE, AgentState.RESERVED),  # held for a ringing call of a pause
+        (AgentState.RESERVED, AgentState.AVAILABLE),  # released, or back to work on resume
+        (AgentState.AVAILABLE, AgentState.ON_CALL),  # bridged to an answered call
+        (AgentState.RESERVED, AgentState.ON_CALL),
+        (AgentState.ON_CALL, AgentState.WRAP_UP),  # call ended, wrap-up configured
+        (AgentState.ON_CALL, AgentState.AVAILABLE),  # call ended, no wrap-up
+        (AgentState.WRAP_UP, AgentState.AVAILABLE),  # wrap-up over
+    }
+)
+# The agents the engine may put on an answered call.
+AGENT_FREE = frozenset({AgentState.AVAILABLE, AgentState.RESERVED})
 
 # States an agent may ask for itself (API: POST /agents/{id}/state).
 AGENT_SELF_STATES = frozenset({AgentState.AVAILABLE, AgentState.OFFLINE, AgentState.BREAK})
 
 
-def agent_transition(state: AgentState, to: AgentState) -> AgentState | None:
-    """The new state, None when unchanged; InvalidTransition when not allowed."""
+def agent_transition(
+    state: AgentState, to: AgentState, *, engine: bool = False
+) -> AgentState | None:
+    """The new state, None when unchanged; InvalidTransition when not allowed. `engine`
+    picks the engine's moves, otherwise the agent's own."""
     if state == to:
         return None
-    if (state, to) not in _AGENT:
+    if (state, to) not in (AGENT_ENGINE_MOVES if engine else AGENT_SELF_MOVES):
         raise InvalidTransition("agent", state, f"move to {to}")
     return to

@@ -1,4 +1,4 @@
-"""The campaign clock and what happens to a lead after an attempt (DESIGN.md §3, §5).
+"""The campaign clock and what happens to a lead after an attempt (docs/architecture.md §5, §6.4).
 
 A lead's `due` is stored in its campaign's clock. Under `freeze` the clock counts only the
 time the campaign runs, so pausing stops every countdown without touching a single lead;
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from dialer.domain.campaign import ResumePolicy
+from dialer.domain.campaign import AnsweredBy, ResumePolicy
 from dialer.domain.states import AttemptStatus
 
 
@@ -90,6 +90,10 @@ def judge(outcome: Outcome, tries: int, max_attempts: int) -> Verdict:
         return Verdict.STOP
     if s is AttemptStatus.CANCELED:
         return Verdict.REQUEUE
-    if s is AttemptStatus.COMPLETED and outcome.answered_by != "machine" and not outcome.abandoned:
+    if (
+        s is AttemptStatus.COMPLETED
+        and outcome.answered_by != AnsweredBy.MACHINE
+        and not outcome.abandoned
+    ):
         return Verdict.ADVANCE
     return Verdict.RETRY if tries < max_attempts else Verdict.EXHAUSTED

@@ -1,6 +1,7 @@
 """Calling windows: the campaign's weekly activity hours and the lead's local calling hours.
 
-Pure code (DESIGN.md §7): times are passed in, never read from a clock. Windows are defined in
+Pure code (docs/architecture.md §7.1): times are passed in, never read from a clock. Windows are
+defined in
 local *wall* time; an instant is open when its wall time in the zone falls inside a window.
 Searches walk the UTC axis in stretches of constant UTC offset, so DST gaps (a start time
 that does not exist opens at the first instant after it) and folds (a repeated hour is open
@@ -126,7 +127,8 @@ def next_allowed(
     """The earliest instant >= `at` when this lead may be contacted, or None.
 
     The campaign schedule always applies; voice also needs the lead's local 08:00-21:00
-    (the compliance rule, DESIGN.md §7). None means nothing opens within 8 days: for weekly
+    (the compliance rule, docs/architecture.md §7.1). None means nothing opens within 8 days: for
+    weekly
     windows that is never, barring seasonal DST drift between two zones, so callers should
     re-check later rather than drop the lead.
     """

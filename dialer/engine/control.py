@@ -6,10 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from dialer.domain.campaign import ResumePolicy
+from dialer.domain.campaign import CampaignSpec, ResumePolicy
 from dialer.domain.states import (
     CampaignAction,
     CampaignState,
@@ -18,7 +15,9 @@ from dialer.domain.states import (
 )
 from dialer.domain.timeline import CampaignClock, clock_on_halt, clock_on_run
 from dialer.errors import InvalidState, NotFound
+from dialer.store import campaigns as campaign_store
 from dialer.store import events
+from dialer.store.db import DbSession
 from dialer.store.models import Campaign
 
 
@@ -32,11 +31,25 @@ def campaign_clock(c: Campaign) -> CampaignClock:
     )
 
 
-async def load(session: AsyncSession, campaign_id: str, *, lock: bool = False) -> Campaign:
-    stmt = select(Campaign).where(Campaign.id == campaign_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    campaign = (await session.scalars(stmt)).first()
+class SpecCache:
+    """Campaign configs parsed once per (campaign, version): a config changes only with a
+    new version."""
+
+    def __init__(self) -> None:
+        self._specs: dict[tuple[str, int], CampaignSpec] = {}
+
+    def of(self, c: Campaign) -> CampaignSpec:
+        key = (c.id, c.version)
+        spec = self._specs.get(key)
+        if spec is None:
+            spec = CampaignSpec.model_validate(c.config)
+            self._specs = {k: v for k, v in self._specs.items() if k[0] != c.id}
+            self._specs[key] = spec
+        return spec
+
+
+async def load(session: DbSession, campaign_id: str, *, lock: bool = False) -> Campaign:
+    campaign = await campaign_store.get(session, campaign_id, lock=lock)
     if campaign is None:
         raise NotFound(f"no campaign {campaign_id!r}", {"id": campaign_id})
     return campaign
@@ -68,7 +81,7 @@ def _halt(c: Campaign, now: float) -> None:
 
 
 async def transition(
-    session: AsyncSession,
+    session: DbSession,
     campaign_id: str,
     action: CampaignAction,
     now: float,
@@ -123,7 +136,7 @@ async def transition(
 
 
 def _schedule(
-    session: AsyncSession,
+    session: DbSession,
     c: Campaign,
     action: CampaignAction,
     now: float,

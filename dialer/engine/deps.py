@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dialer.bus.base import Bus
 from dialer.channels.base import EmailChannel, VoiceChannel
 from dialer.clock import Clock
 from dialer.domain.links import LinkSigner
+from dialer.engine.control import SpecCache
 from dialer.engine.fence import Fence
 from dialer.metrics.registry import Metrics
 from dialer.store.db import Database
@@ -38,3 +39,4 @@ class Deps:
     fence: Fence
     tuning: Tuning
     links: LinkSigner
+    specs: SpecCache = field(default_factory=SpecCache)  # parsed configs, by version

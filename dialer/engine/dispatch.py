@@ -1,6 +1,7 @@
 """Claim due leads of one campaign and hand their attempts to a channel.
 
-Order of writes (DESIGN.md §5): the claim leases leads and writes their attempt rows in one
+Order of writes (docs/architecture.md §6.2): the claim leases leads and writes their attempt rows
+in one
 transaction; then, inside the fence section, the channel is called; then the carrier id is
 stored. A crash between the row and the carrier id leaves a `created` attempt whose lease
 expires; the reconciler asks the carrier about it before anything is dialled again.
@@ -14,33 +15,26 @@ from datetime import UTC, datetime
 from string import Formatter
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from dialer.agents import pool
 from dialer.channels.base import ChannelError, DialRequest, EmailMessage
-from dialer.domain.campaign import CampaignSpec, Channel, ResumePolicy
+from dialer.domain.campaign import CampaignSpec, Channel, EmailStep, ResumePolicy, VoiceStep
 from dialer.domain.contacts import mask_phone
 from dialer.domain.pacing import dials_to_place, email_batch
-from dialer.domain.states import AttemptStatus, LeadStatus, StopReason
+from dialer.domain.states import ATTEMPT_DIALING, AttemptStatus, LeadStatus, StopReason
 from dialer.domain.timeline import missed_during_pause
 from dialer.domain.windows import campaign_open, next_allowed
+from dialer.engine import attempts, leads
 from dialer.engine.control import campaign_clock
 from dialer.engine.deps import Deps
 from dialer.engine.outcomes import Outcomes
-from dialer.engine.positions import advance, set_status
 from dialer.engine.stats_window import StatsWindow
+from dialer.store import agents as agent_store
+from dialer.store import attempts as attempt_store
+from dialer.store import campaigns as campaign_store
 from dialer.store import leads as lead_store
+from dialer.store.db import DbSession
 from dialer.store.models import Attempt, Campaign, Lead
 
 log = logging.getLogger(__name__)
-
-LIVE_VOICE = (
-    AttemptStatus.CREATED,
-    AttemptStatus.QUEUED,
-    AttemptStatus.INITIATED,
-    AttemptStatus.RINGING,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +44,7 @@ class Prepared:
     campaign_id: str
     version: int
     lead_id: int
-    prior_status: str
+    prior_status: LeadStatus  # the lead's status before its claim
     channel: Channel
     step: int
     lead: dict[str, Any]
@@ -86,7 +80,7 @@ class Dispatcher:
         """One dispatch round for a running campaign; returns attempts handed to channels."""
         if now - self.d.bus.last_contact() > self.d.tuning.lease_seconds:
             # Out of touch with the control bus for longer than a lease: a pause may have
-            # been missed, so dispatch nothing (fail closed, DESIGN.md §5).
+            # been missed, so dispatch nothing (fail closed, docs/architecture.md §4).
             log.warning("dispatch.fenced_off_bus", extra={"campaign": c.id})
             return 0
         schedule = spec.schedule.to_domain() if spec.schedule else None
@@ -116,23 +110,15 @@ class Dispatcher:
         rate = spec.pacing.calls_per_second
         return rate if cap is None else min(rate, cap)
 
-    async def _voice_capacity(self, s: AsyncSession, c: Campaign, spec: CampaignSpec) -> int:
-        live = await s.scalar(
-            select(func.count())
-            .select_from(Attempt)
-            .where(
-                Attempt.campaign_id == c.id,
-                Attempt.channel == Channel.VOICE,
-                Attempt.status.in_(LIVE_VOICE),
-            )
-        )
-        available = await pool.count_available(s, c.id)
+    async def _voice_capacity(self, s: DbSession, c: Campaign, spec: CampaignSpec) -> int:
+        live = await attempt_store.count_voice(s, c.id, ATTEMPT_DIALING)
+        available = await agent_store.count_available(s, c.id)
         snapshot = await self.stats.pacing_input(
             s,
             c.id,
             spec,
             available_agents=available,
-            live_calls=int(live or 0),
+            live_calls=live,
             max_lines_per_agent=self.d.tuning.predictive_max_lines_per_agent,
             now=self.d.clock.now(),
         )
@@ -140,7 +126,7 @@ class Dispatcher:
 
     async def _claim(
         self,
-        s: AsyncSession,
+        s: DbSession,
         c: Campaign,
         spec: CampaignSpec,
         steps: list[int],
@@ -162,23 +148,19 @@ class Dispatcher:
                 # Do-not-call binds calls only: an email step of the same lead still goes.
                 check_dnc=any(Channel(spec.sequence[i].channel) is Channel.VOICE for i in steps),
             ),
-            skip_locked=not self.d.db.is_sqlite,
         )
         if not rows:
             return []
-        ids = [r.id for r in rows]
-        leads = {
-            lead.id: lead for lead in (await s.scalars(select(Lead).where(Lead.id.in_(ids)))).all()
-        }
+        claimed = await lead_store.by_ids(s, [r.id for r in rows])
         schedule = spec.schedule.to_domain() if spec.schedule else None
-        fresh: list[tuple[Lead, Attempt, str]] = []
+        fresh: list[tuple[Lead, Attempt, LeadStatus]] = []
         for row in rows:
-            lead = leads[row.id]
+            lead = claimed[row.id]
             if row.dnc:
-                # On the do-not-call list (DESIGN.md §7): never dialled, stopped for good.
-                lead.stop_reason = StopReason.DNC
+                # On the do-not-call list (docs/architecture.md §7.2): never dialled, stopped for
+                # good.
                 lead.lease_owner = lead.lease_until = None
-                set_status(s, lead, LeadStatus.STOPPED, now, reason=StopReason.DNC)
+                leads.stop(s, lead, StopReason.DNC, now)
                 continue
             if self._skip_missed(s, c, spec, lead, now):
                 continue
@@ -192,29 +174,16 @@ class Dispatcher:
                     lead.not_before = opens.timestamp() if opens else now + 86400
                     lead.lease_owner = lead.lease_until = None
                     continue
-            prior = lead.status
-            lead.seq += 1
-            attempt = Attempt(
-                campaign_id=c.id,
-                lead_id=lead.id,
-                step=lead.step,
-                try_no=lead.seq,
-                channel=channel,
-                idem_key=idem_key(c.id, lead.id, lead.step, lead.seq),
-                status=AttemptStatus.CREATED,
-                campaign_version=c.version,
-                worker_id=self.d.tuning.worker_id,
-                history=[{"status": AttemptStatus.CREATED, "at": now}],
-                created_at=now,
-                updated_at=now,
+            prior = LeadStatus(lead.status)
+            attempt = _next_attempt(
+                c, lead, channel, AttemptStatus.CREATED, now, worker_id=self.d.tuning.worker_id
             )
             s.add(attempt)
             fresh.append((lead, attempt, prior))
         await s.flush()  # one batched INSERT; gives the attempt ids
         out: list[Prepared] = []
         for lead, attempt, prior in fresh:
-            lead.active_attempt_id = attempt.id
-            set_status(s, lead, LeadStatus.IN_PROGRESS, now, reason="dispatch")
+            leads.dispatched(s, lead, attempt.id, now)
             out.append(
                 Prepared(
                     attempt_id=attempt.id,
@@ -225,44 +194,32 @@ class Dispatcher:
                     prior_status=prior,
                     channel=Channel(attempt.channel),
                     step=attempt.step,
-                    lead=_contact(lead),
+                    lead=contact(lead),
                 )
             )
         if out and not c.dispatched:
             c.dispatched = True
-            await s.execute(update(Campaign).where(Campaign.id == c.id).values(dispatched=True))
+            await campaign_store.mark_dispatched(s, c.id)
         return out
 
     def _skip_missed(
-        self, s: AsyncSession, c: Campaign, spec: CampaignSpec, lead: Lead, now: float
+        self, s: DbSession, c: Campaign, spec: CampaignSpec, lead: Lead, now: float
     ) -> bool:
         """Under `deadline`, record follow-ups that fell due during the pause as skipped."""
         if spec.resume_policy is not ResumePolicy.DEADLINE:
             return False
-        sequence = [step.model_dump() for step in spec.sequence]
+        sequence = spec.sequence
         skipped = False
         while lead.step < len(sequence) and missed_during_pause(
             lead.due, lead.step, c.last_paused_at, c.last_resumed_at
         ):
-            lead.seq += 1
-            s.add(
-                Attempt(
-                    campaign_id=c.id,
-                    lead_id=lead.id,
-                    step=lead.step,
-                    try_no=lead.seq,
-                    channel=spec.sequence[lead.step].channel,
-                    idem_key=idem_key(c.id, lead.id, lead.step, lead.seq),
-                    status=AttemptStatus.SKIPPED,
-                    error="due while the campaign was paused (deadline policy)",
-                    campaign_version=c.version,
-                    history=[{"status": AttemptStatus.SKIPPED, "at": now}],
-                    created_at=now,
-                    updated_at=now,
-                )
+            skip = _next_attempt(
+                c, lead, Channel(sequence[lead.step].channel), AttemptStatus.SKIPPED, now
             )
+            skip.error = "due while the campaign was paused (deadline policy)"
+            s.add(skip)
             due = lead.due
-            advance(s, lead, sequence, due, now)  # the next delay counts from the missed due
+            leads.advance(s, lead, sequence, due, now)  # the next delay counts from the missed due
             skipped = True
         if skipped:
             lead.lease_owner = lead.lease_until = None
@@ -282,9 +239,12 @@ class Dispatcher:
         return 0
 
     async def _dial(self, p: Prepared, spec: CampaignSpec) -> None:
-        caller_ids = spec.caller_ids or ["+15005550006"]
         step = spec.sequence[p.step]
-        ring = int(getattr(step, "ring_timeout_seconds", 25))
+        if not spec.caller_ids or not isinstance(step, VoiceStep):
+            # validate_spec (usecases/campaigns.py) refuses a voice campaign without them.
+            raise RuntimeError(f"campaign {p.campaign_id}: a voice step and no caller id")
+        caller_ids = spec.caller_ids
+        ring = step.ring_timeout_seconds
         req = DialRequest(
             attempt_id=str(p.attempt_id),
             idempotency_key=p.idem_key,
@@ -296,35 +256,32 @@ class Dispatcher:
         try:
             carrier_id = await self.d.voice.dial(req)
         except ChannelError as exc:
-            self.d.metrics.dispatch.labels("voice", "error").inc()
+            self.d.metrics.dispatch.labels(Channel.VOICE, "error").inc()
             await self._failed(p, str(exc), retryable=exc.retryable)
             return
         now = self.d.clock.now()
         async with self.d.db.session() as s:
-            attempt = await s.get(Attempt, p.attempt_id, with_for_update=True)
+            attempt = await attempt_store.get(s, p.attempt_id, lock=True)
             if attempt is not None:
                 attempt.carrier_id = attempt.carrier_id or carrier_id
-                if attempt.status == AttemptStatus.CREATED:
-                    attempt.status = AttemptStatus.QUEUED
-                    attempt.history = [
-                        *attempt.history,
-                        {"status": AttemptStatus.QUEUED, "at": now},
-                    ]
+                attempts.set_status(attempt, AttemptStatus.QUEUED, now, now)
                 attempt.updated_at = now
-        self.d.metrics.dispatch.labels("voice", "ok").inc()
+        self.d.metrics.dispatch.labels(Channel.VOICE, "ok").inc()
         self.d.metrics.calls_dialed.labels(p.campaign_id).inc()
         log.info(
             "attempt.dispatched",
             extra={
                 "campaign": p.campaign_id,
                 "attempt": p.attempt_id,
-                "channel": "voice",
+                "channel": Channel.VOICE,
                 "to": mask_phone(req.to),
             },
         )
 
     async def _send(self, p: Prepared, spec: CampaignSpec) -> None:
         step = spec.sequence[p.step]
+        if not isinstance(step, EmailStep):
+            raise RuntimeError(f"campaign {p.campaign_id}: step {p.step} is not an email step")
         sender = spec.sender
         base = self.d.tuning.public_base_url.rstrip("/")
         msg = EmailMessage(
@@ -334,18 +291,18 @@ class Dispatcher:
             to=str(p.lead["email"]),
             sender=sender.email if sender else "dialer@localhost",
             sender_name=sender.name if sender else "",
-            subject=render(getattr(step, "subject", ""), p.lead),
-            body=render(getattr(step, "body", ""), p.lead),
+            subject=render(step.subject, p.lead),
+            body=render(step.body, p.lead),
             unsubscribe_url=f"{base}/u/{self.d.links.unsubscribe_token(p.lead_id)}",
         )
         try:
             message_id = await self.d.email.send(msg)
         except ChannelError as exc:
-            self.d.metrics.dispatch.labels("email", "error").inc()
+            self.d.metrics.dispatch.labels(Channel.EMAIL, "error").inc()
             self.d.metrics.emails_sent.labels(p.campaign_id, "failed").inc()
             await self._failed(p, str(exc), retryable=exc.retryable)
             return
-        self.d.metrics.dispatch.labels("email", "ok").inc()
+        self.d.metrics.dispatch.labels(Channel.EMAIL, "ok").inc()
         self.d.metrics.emails_sent.labels(p.campaign_id, "sent").inc()
         await self.outcomes.finish(p.attempt_id, AttemptStatus.SENT, carrier_id=message_id)
 
@@ -356,22 +313,41 @@ class Dispatcher:
 
     async def _abort(self, p: Prepared) -> None:
         """The campaign changed before the hand-off: the attempt never happened."""
+        now = self.d.clock.now()
         async with self.d.db.session() as s:
-            await s.execute(delete(Attempt).where(Attempt.id == p.attempt_id))
-            await s.execute(
-                update(Lead)
-                .where(Lead.id == p.lead_id, Lead.active_attempt_id == p.attempt_id)
-                .values(
-                    active_attempt_id=None,
-                    lease_owner=None,
-                    lease_until=None,
-                    seq=Lead.seq - 1,
-                    status=p.prior_status,
-                )
-            )
+            await attempt_store.remove(s, p.attempt_id)
+            lead = await lead_store.get(s, p.lead_id, lock=True)
+            if lead is not None:
+                leads.undispatched(s, lead, p.attempt_id, p.prior_status, now)
 
 
-def _contact(lead: Lead) -> dict[str, Any]:
+def _next_attempt(
+    c: Campaign,
+    lead: Lead,
+    channel: Channel,
+    status: AttemptStatus,
+    now: float,
+    *,
+    worker_id: str | None = None,
+) -> Attempt:
+    """The lead's next try at its current step (the idempotency key names it)."""
+    lead.seq += 1
+    return attempt_store.new(
+        campaign_id=c.id,
+        campaign_version=c.version,
+        lead_id=lead.id,
+        step=lead.step,
+        try_no=lead.seq,
+        channel=channel,
+        idem_key=idem_key(c.id, lead.id, lead.step, lead.seq),
+        status=status,
+        now=now,
+        worker_id=worker_id,
+    )
+
+
+def contact(lead: Lead) -> dict[str, Any]:
+    """What a channel may render of a lead (names, contact, custom fields)."""
     return {
         "id": lead.id,
         "phone": lead.phone,

@@ -13,26 +13,20 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-
 from dialer.agents import pool
 from dialer.bus.base import ControlMessage
 from dialer.channels.base import CallEvent
 from dialer.domain.campaign import CampaignSpec, Channel
-from dialer.domain.states import (
-    ATTEMPT_LIVE,
-    AttemptStatus,
-    CampaignAction,
-    CampaignState,
-    LeadStatus,
-)
-from dialer.engine import control
+from dialer.domain.states import AttemptStatus, CampaignAction, CampaignState, LeadStatus
+from dialer.engine import control, leads
 from dialer.engine.deps import Deps
-from dialer.engine.dispatch import Dispatcher, Prepared
+from dialer.engine.dispatch import Dispatcher, Prepared, contact
 from dialer.engine.outcomes import Outcomes
-from dialer.engine.positions import set_status
+from dialer.store import agents as agent_store
+from dialer.store import attempts as attempt_store
+from dialer.store import campaigns as campaign_store
 from dialer.store import leads as lead_store
-from dialer.store.models import Attempt, Campaign, Lead
+from dialer.store.models import Campaign
 
 log = logging.getLogger(__name__)
 GAUGE_SECONDS = 15.0
@@ -54,7 +48,6 @@ class Engine:
         self.tick_seconds = tick_seconds
         self.outcomes = Outcomes(deps)
         self.dispatcher = Dispatcher(deps, self.outcomes)
-        self._specs: dict[tuple[str, int], CampaignSpec] = {}
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._gauged_at = float("-inf")
@@ -73,6 +66,11 @@ class Engine:
         await self.outcomes.on_call_event(ev)
         if ev.status in (AttemptStatus.COMPLETED, AttemptStatus.BUSY, AttemptStatus.NO_ANSWER):
             self._wake.set()
+
+    @property
+    def abandon_message(self) -> str:
+        """What a caller hears when no agent takes the call (also the webhooks' TwiML)."""
+        return self.d.tuning.abandon_message
 
     async def announce(self, c: Campaign) -> None:
         """Fan a campaign state change out to every engine (returns when all have seen it)."""
@@ -125,14 +123,10 @@ class Engine:
         report.abandoned = await self.outcomes.check_abandons(now)
         async with self.d.db.session() as s:
             await pool.end_wrap_ups(s, now)
-            campaigns = (
-                await s.scalars(
-                    select(Campaign).where(
-                        Campaign.state.in_((CampaignState.RUNNING, CampaignState.STOPPING))
-                    )
-                )
-            ).all()
-            engaged = await pool.engaged_campaigns(s)
+            campaigns = await campaign_store.in_states(
+                s, (CampaignState.RUNNING, CampaignState.STOPPING)
+            )
+            engaged = await agent_store.engaged_campaigns(s)
         running = [c for c in campaigns if c.state == CampaignState.RUNNING]
         running.sort(key=lambda c: (c.started_at or 0.0, c.id))
         for c in campaigns:
@@ -143,7 +137,7 @@ class Engine:
         await self._gauges(running, now)
         for c in running:
             async with self.d.db.session() as s:
-                await pool.engage(s, c, now)
+                await pool.engage(s, c, self.spec(c), now)
             if await self._maybe_complete(c, now):
                 report.completed.append(c.id)
                 continue
@@ -155,22 +149,12 @@ class Engine:
         return report
 
     def spec(self, c: Campaign) -> CampaignSpec:
-        key = (c.id, c.version)
-        spec = self._specs.get(key)
-        if spec is None:
-            spec = CampaignSpec.model_validate(c.config)
-            self._specs = {k: v for k, v in self._specs.items() if k[0] != c.id}
-            self._specs[key] = spec
-        return spec
+        """The campaign's config, parsed once per version."""
+        return self.d.specs.of(c)
 
     async def _start_scheduled(self, now: float) -> list[str]:
-        async with self.d.db.read() as conn:
-            rows = await conn.execute(
-                select(Campaign.id, Campaign.state).where(
-                    Campaign.start_at.is_not(None), Campaign.start_at <= now
-                )
-            )
-            due = list(rows.all())
+        async with self.d.db.reader() as s:
+            due = await campaign_store.due_to_start(s, now)
         started: list[str] = []
         for cid, state in due:
             action = (
@@ -189,52 +173,30 @@ class Engine:
 
     async def _auto_resume_leads(self, now: float) -> None:
         async with self.d.db.session() as s:
-            leads = (
-                await s.scalars(
-                    select(Lead)
-                    .where(
-                        Lead.status == LeadStatus.PAUSED,
-                        Lead.paused_until.is_not(None),
-                        Lead.paused_until <= now,
-                    )
-                    .limit(500)
-                )
-            ).all()
             campaigns: dict[str, Campaign] = {}
-            for lead in leads:
+            for lead in await lead_store.paused_until_over(s, now):
                 c = campaigns.get(lead.campaign_id) or await control.load(s, lead.campaign_id)
                 campaigns[c.id] = c
-                resume_lead(s, lead, c, now, actor="scheduler", reason="pause ran out")
+                leads.resume_lead(
+                    s,
+                    lead,
+                    control.campaign_clock(c),
+                    now,
+                    actor="scheduler",
+                    reason="pause ran out",
+                )
 
     async def _reconcile(self, now: float) -> int:
         """Attempts written but never confirmed by a channel, whose lease ran out (a worker
         died mid-dispatch): ask the carrier before anything is dialled again."""
         async with self.d.db.read() as conn:
-            rows = await conn.execute(
-                select(
-                    Attempt.id,
-                    Attempt.idem_key,
-                    Attempt.channel,
-                    Attempt.campaign_id,
-                    Attempt.step,
-                    Lead.id,
-                    Lead.status,
-                )
-                .join(Lead, Lead.active_attempt_id == Attempt.id)
-                .where(
-                    Attempt.status == AttemptStatus.CREATED,
-                    Lead.lease_until.is_not(None),
-                    Lead.lease_until < now,
-                )
-                .limit(200)
-            )
-            stale = list(rows.all())
-        for attempt_id, key, channel, campaign_id, step, lead_id, lead_status in stale:
-            known = await self.d.voice.lookup(key) if channel == "voice" else None
+            stale = await attempt_store.stale_created(conn, now)
+        for st in stale:
+            known = await self.d.voice.lookup(st.idem_key) if st.channel is Channel.VOICE else None
             if known is not None:
                 await self.outcomes.on_call_event(
                     CallEvent(
-                        attempt_id=str(attempt_id),
+                        attempt_id=str(st.attempt_id),
                         carrier_id=known.carrier_id,
                         status=AttemptStatus.QUEUED,
                         at=known.at,
@@ -243,34 +205,27 @@ class Engine:
                 await self.outcomes.on_call_event(known)
                 continue
             async with self.d.db.session() as s:
-                c = await control.load(s, campaign_id)
-                lead = await s.get(Lead, lead_id, with_for_update=True)
+                c = await control.load(s, st.campaign_id)
+                lead = await lead_store.get(s, st.lead_id, lock=True)
                 if lead is None:
                     continue
                 lead.lease_until = now + self.d.tuning.lease_seconds
                 lead.lease_owner = self.d.tuning.worker_id
                 spec = self.spec(c)
-                contact = {
-                    "phone": lead.phone,
-                    "email": lead.email,
-                    "first_name": lead.first_name,
-                    "last_name": lead.last_name,
-                    "company": lead.company,
-                    "custom": dict(lead.custom or {}),
-                }
+                lead_contact = contact(lead)
             self.d.fence.see(c.id, c.state, c.version)
             # Same attempt, same idempotency key: at most one call for (lead, step, try).
             await self.dispatcher.dispatch(
                 Prepared(
-                    attempt_id=attempt_id,
-                    idem_key=key,
-                    campaign_id=campaign_id,
+                    attempt_id=st.attempt_id,
+                    idem_key=st.idem_key,
+                    campaign_id=st.campaign_id,
                     version=c.version,
-                    lead_id=lead_id,
-                    prior_status=lead_status,
-                    channel=Channel(spec.sequence[step].channel),
-                    step=step,
-                    lead=contact,
+                    lead_id=st.lead_id,
+                    prior_status=LeadStatus(st.lead_status),
+                    channel=Channel(spec.sequence[st.step].channel),
+                    step=st.step,
+                    lead=lead_contact,
                 ),
                 spec,
             )
@@ -282,7 +237,7 @@ class Engine:
                 return False
             if await lead_store.has_open_leads(conn, c.id):
                 return False
-            if await self._has_live(conn, c.id):
+            if await attempt_store.has_live(conn, c.id):
                 return False
         async with self.d.db.session() as s:
             change = await control.transition(
@@ -297,7 +252,7 @@ class Engine:
     async def drain(self, campaign_id: str) -> bool:
         """stopping -> stopped once nothing of the campaign is in flight."""
         async with self.d.db.read() as conn:
-            if await self._has_live(conn, campaign_id):
+            if await attempt_store.has_live(conn, campaign_id):
                 return False
         now = self.d.clock.now()
         async with self.d.db.session() as s:
@@ -309,33 +264,13 @@ class Engine:
             await self.announce(change.campaign)
         return change.changed
 
-    @staticmethod
-    async def _has_live(conn: object, campaign_id: str) -> bool:
-        from sqlalchemy.ext.asyncio import AsyncConnection
-
-        assert isinstance(conn, AsyncConnection)
-        row = await conn.execute(
-            select(Attempt.id)
-            .where(Attempt.campaign_id == campaign_id, Attempt.status.in_(tuple(ATTEMPT_LIVE)))
-            .limit(1)
-        )
-        return row.first() is not None
-
     async def cancel_queued(self, campaign_id: str) -> list[str]:
         """Cancel the campaign's calls still queued at the carrier; returns attempt ids."""
         async with self.d.db.read() as conn:
-            rows = await conn.execute(
-                select(Attempt.id, Attempt.carrier_id).where(
-                    Attempt.campaign_id == campaign_id,
-                    Attempt.channel == "voice",
-                    Attempt.status == AttemptStatus.QUEUED,
-                    Attempt.carrier_id.is_not(None),
-                )
-            )
-            queued = list(rows.all())
+            queued = await attempt_store.queued_calls(conn, campaign_id)
         cancelled: list[str] = []
         for attempt_id, carrier_id in queued:
-            if carrier_id and await self.d.voice.cancel(carrier_id):
+            if await self.d.voice.cancel(carrier_id):
                 cancelled.append(str(attempt_id))
         return cancelled
 
@@ -358,25 +293,5 @@ class Engine:
         self._gauged = {c.id for c in running}
 
     async def _count_agents(self) -> None:
-        async with self.d.db.read() as conn:
-            from sqlalchemy import func
-
-            from dialer.store.models import Agent
-
-            rows = await conn.execute(select(Agent.state, func.count()).group_by(Agent.state))
-            self.d.metrics.set_agent_counts({state: int(n) for state, n in rows.all()})
-
-
-def resume_lead(
-    s: object, lead: Lead, c: Campaign, now: float, *, actor: str, reason: str | None = None
-) -> None:
-    """A paused lead goes on at the same step with the delay it had left."""
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-    assert isinstance(s, AsyncSession)
-    clock_now = control.campaign_clock(c).now(now)
-    lead.due = clock_now + max(0.0, lead.paused_remaining or 0.0)
-    lead.paused_remaining = None
-    lead.paused_until = None
-    lead.pause_reason = None
-    set_status(s, lead, LeadStatus.IN_PROGRESS, now, actor=actor, reason=reason)
+        async with self.d.db.reader() as s:
+            self.d.metrics.set_agent_counts(await agent_store.counts_by_state(s))

@@ -1,5 +1,5 @@
 """The pause fence: after `Bus.publish` of a control message returns, no new attempt of
-that campaign reaches a channel from this process (DESIGN.md §3.2).
+that campaign reaches a channel from this process (docs/architecture.md §4).
 
 Every dispatch holds the campaign's section while it checks the campaign's version and
 hands the attempt to the channel. A control message raises the version first (so any later
@@ -46,10 +46,6 @@ class Fence:
             and view.state == CampaignState.RUNNING
             and view.version == version
         )
-
-    def busy(self, campaign_id: str) -> int:
-        """Dispatches of the campaign past their check and not yet handed over."""
-        return self._busy.get(campaign_id, 0)
 
     @asynccontextmanager
     async def section(self, campaign_id: str, version: int) -> AsyncIterator[bool]:

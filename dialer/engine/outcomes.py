@@ -10,20 +10,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from dialer.agents import pool
 from dialer.channels.base import CallEvent, ChannelError
-from dialer.domain.states import ATTEMPT_FINAL, AttemptStatus, attempt_advances
+from dialer.domain.campaign import AnsweredBy, Channel
+from dialer.domain.states import ATTEMPT_ANSWERED, ATTEMPT_FINAL, AttemptStatus
+from dialer.engine import attempts
 from dialer.engine.control import campaign_clock
 from dialer.engine.deps import Deps
-from dialer.engine.positions import Policy, after_attempt
-from dialer.store.models import Attempt, Campaign, Lead
+from dialer.engine.leads import Policy, after_attempt
+from dialer.store import attempts as attempt_store
+from dialer.store import campaigns as campaign_store
+from dialer.store import leads as lead_store
+from dialer.store.db import DbSession
+from dialer.store.models import Attempt
 
 log = logging.getLogger(__name__)
 
-ANSWERED = (AttemptStatus.IN_PROGRESS, AttemptStatus.COMPLETED)
+_NOT_KNOWN = (None, AnsweredBy.UNKNOWN)
 
 
 @dataclass(slots=True)
@@ -32,7 +35,7 @@ class _Flips:
     answered: bool = False
     final: bool = False
     duration: float | None = None
-    answered_by: str = "unknown"
+    answered_by: str = AnsweredBy.UNKNOWN
     live_answer: bool = False  # first news that a person or machine picked up
     late_machine: bool = False  # a live call found to be a machine after it was answered
 
@@ -61,45 +64,42 @@ class Outcomes:
         flips = _Flips()
         now = self.d.clock.now()
         async with self.d.db.session() as s:
-            a = await s.get(Attempt, attempt_id, with_for_update=True)
+            a = await attempt_store.get(s, attempt_id, lock=True)
             if a is None:
                 return flips, None
             if a.carrier_id is None and ev.carrier_id:
                 a.carrier_id = ev.carrier_id
             new = AttemptStatus(ev.status)
-            if not attempt_advances(AttemptStatus(a.status), new):
+            if not attempts.set_status(a, new, ev.at, now):
                 # Duplicate or late: the status stays, but facts still count. A `ringing`
                 # that arrives after `busy` still means the call rang, and async AMD (Twilio)
                 # says who answered after the answer, on a call the engine may have bridged.
                 if new is AttemptStatus.RINGING and not a.rang:
                     a.rang = flips.rang = True
-                refines = a.answered_at is not None and a.answered_by in (None, "unknown")
-                if refines and ev.answered_by not in (None, "unknown"):
+                refines = a.answered_at is not None and a.answered_by in _NOT_KNOWN
+                if refines and ev.answered_by not in _NOT_KNOWN:
                     a.answered_by = ev.answered_by
                     flips.late_machine = (
-                        ev.answered_by == "machine"
+                        ev.answered_by == AnsweredBy.MACHINE
                         and a.status == AttemptStatus.IN_PROGRESS
                         and not a.abandoned
                     )
                 return flips, a.campaign_id
-            a.status = new
-            a.updated_at = now
-            a.history = [*a.history, {"status": new, "at": ev.at}]
             if ev.error:
                 a.error = ev.error
-            if new in (AttemptStatus.RINGING, *ANSWERED) and not a.rang:
+            if (new is AttemptStatus.RINGING or new in ATTEMPT_ANSWERED) and not a.rang:
                 a.rang = flips.rang = True
-            if new in ANSWERED and a.answered_at is None:
+            if new in ATTEMPT_ANSWERED and a.answered_at is None:
                 # Twilio's `completed` means the call was answered, even if the
                 # `in-progress` report never came or comes later.
                 talk = ev.duration_seconds or 0.0
                 a.answered_at = ev.at - talk if new is AttemptStatus.COMPLETED else ev.at
-                a.answered_by = ev.answered_by or a.answered_by or "unknown"
+                a.answered_by = ev.answered_by or a.answered_by or AnsweredBy.UNKNOWN
                 flips.answered = True
                 flips.live_answer = new is AttemptStatus.IN_PROGRESS
-            elif ev.answered_by and a.answered_by in (None, "unknown"):
+            elif ev.answered_by and a.answered_by in _NOT_KNOWN:
                 a.answered_by = ev.answered_by
-            flips.answered_by = a.answered_by or "unknown"
+            flips.answered_by = a.answered_by or AnsweredBy.UNKNOWN
             if new in ATTEMPT_FINAL:
                 log.info(
                     "attempt.ended",
@@ -128,24 +128,25 @@ class Outcomes:
         if f.final and f.duration is not None:
             m.call_duration.labels(campaign_id).observe(f.duration)
 
-    async def _close(self, s: AsyncSession, a: Attempt, now: float, *, retryable: bool) -> None:
-        c = await s.get(Campaign, a.campaign_id)
-        lead = await s.get(Lead, a.lead_id, with_for_update=True)
+    async def _close(self, s: DbSession, a: Attempt, now: float, *, retryable: bool) -> None:
+        """The attempt is final: move its lead on, and end its agent's call."""
+        c = await campaign_store.get(s, a.campaign_id)
+        lead = await lead_store.get(s, a.lead_id, lock=True)
         if c is None or lead is None:
             return
+        spec = self.d.specs.of(c)
         after_attempt(
             s,
             lead,
             a,
-            list(c.config.get("sequence", [])),
+            spec.sequence,
             campaign_clock(c),
             now,
             Policy(self.d.tuning.abandon_redial_seconds),
             retryable=retryable,
         )
-        if a.channel == "voice":
-            wrap_up = float(c.config.get("wrap_up_seconds", 10) or 0)
-            await pool.call_ended(s, a.id, wrap_up, now)
+        if a.channel == Channel.VOICE:
+            await pool.call_ended(s, a.id, spec.wrap_up_seconds, now)
 
     async def finish(
         self,
@@ -159,21 +160,18 @@ class Outcomes:
         """A final status known to us without a carrier report (email sent, dial refused)."""
         now = self.d.clock.now()
         async with self.d.db.session() as s:
-            a = await s.get(Attempt, attempt_id, with_for_update=True)
-            if a is None or not attempt_advances(AttemptStatus(a.status), status):
+            a = await attempt_store.get(s, attempt_id, lock=True)
+            if a is None or not attempts.set_status(a, status, now, now):
                 return
-            a.status = status
             a.carrier_id = a.carrier_id or carrier_id
             a.error = error
             a.ended_at = now
-            a.updated_at = now
-            a.history = [*a.history, {"status": status, "at": now}]
             await self._close(s, a, now, retryable=retryable)
 
     async def _answered(
         self, attempt_id: int, campaign_id: str, carrier_id: str, answered_by: str
     ) -> None:
-        if answered_by == "machine":
+        if answered_by == AnsweredBy.MACHINE:
             await self._hangup(carrier_id, self.d.tuning.abandon_message)
             return
         await self.connect(attempt_id, campaign_id, carrier_id)
@@ -182,7 +180,7 @@ class Outcomes:
         """Bridge an answered call to a free agent of its campaign, if there is one."""
         now = self.d.clock.now()
         async with self.d.db.session() as s:
-            a = await s.get(Attempt, attempt_id, with_for_update=True)
+            a = await attempt_store.get(s, attempt_id, lock=True)
             if a is None or a.agent_id is not None or a.abandoned:
                 return a is not None and a.agent_id is not None
             if a.status != AttemptStatus.IN_PROGRESS:
@@ -198,20 +196,11 @@ class Outcomes:
         return True
 
     async def check_abandons(self, now: float) -> int:
-        """Answered by a person, no agent within the grace time: abandoned (DESIGN.md §7)."""
+        """Answered by a person, no agent within the grace time: abandoned (docs/architecture.md
+        §7.3)."""
         grace = self.d.tuning.answer_grace_seconds
         async with self.d.db.session() as s:
-            waiting = (
-                await s.scalars(
-                    select(Attempt).where(
-                        Attempt.status == AttemptStatus.IN_PROGRESS,
-                        Attempt.agent_id.is_(None),
-                        Attempt.abandoned.is_(False),
-                        Attempt.answered_by != "machine",
-                        Attempt.channel == "voice",
-                    )
-                )
-            ).all()
+            waiting = await attempt_store.waiting_for_agent(s)
             pending = [(a.id, a.campaign_id, a.carrier_id or "", a.answered_at) for a in waiting]
         abandoned = 0
         for attempt_id, campaign_id, carrier_id, answered_at in pending:
@@ -220,7 +209,7 @@ class Outcomes:
             if answered_at is None or now - answered_at < grace:
                 continue
             async with self.d.db.session() as s:
-                a = await s.get(Attempt, attempt_id, with_for_update=True)
+                a = await attempt_store.get(s, attempt_id, lock=True)
                 if a is None or a.agent_id is not None or a.abandoned:
                     continue
                 if a.status != AttemptStatus.IN_PROGRESS:

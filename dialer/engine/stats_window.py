@@ -1,6 +1,6 @@
 """The recent figures predictive pacing reads, per campaign, from the attempts table.
 
-Two windows (DESIGN.md §5, §7):
+Two windows (docs/architecture.md §8, §7.3):
 
 - the abandon rate over a rolling 30 days: abandoned calls / human answers (the regulation's
   measure, and what the campaign's `max_abandon_rate` caps);
@@ -17,18 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from sqlalchemy import case, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from dialer.domain.campaign import CampaignSpec
+from dialer.domain.campaign import AnsweredBy, CampaignSpec
 from dialer.domain.pacing import PacingInput, PacingMode
-from dialer.domain.states import AgentState, AttemptStatus
-from dialer.store.models import Agent, Attempt
+from dialer.domain.states import AgentState
+from dialer.store import agents as agent_store
+from dialer.store import attempts as attempt_store
+from dialer.store.db import DbSession
 
 ABANDON_WINDOW_SECONDS = 30 * 86400.0
-# Ended without an answer: what an answer rate counts besides the answers. A call we
-# cancelled ourselves (pause) says nothing about the list and is left out.
-_UNANSWERED_ENDS = (AttemptStatus.BUSY, AttemptStatus.NO_ANSWER, AttemptStatus.FAILED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +59,7 @@ class StatsWindow:
         self.recent_attempts = recent_attempts
         self._cache: dict[str, tuple[float, Recent]] = {}
 
-    async def recent(self, s: AsyncSession, campaign_id: str, now: float) -> Recent:
+    async def recent(self, s: DbSession, campaign_id: str, now: float) -> Recent:
         cached = self._cache.get(campaign_id)
         if cached is not None and cached[0] > now:
             return cached[1]
@@ -73,7 +69,7 @@ class StatsWindow:
 
     async def pacing_input(
         self,
-        s: AsyncSession,
+        s: DbSession,
         campaign_id: str,
         spec: CampaignSpec,
         *,
@@ -109,64 +105,31 @@ class StatsWindow:
             wrap_up_left=load.wrap_up_left,
         )
 
-    async def _read(self, s: AsyncSession, campaign_id: str, now: float) -> Recent:
-        human = Attempt.answered_at.is_not(None) & (Attempt.answered_by != "machine")
-        humans, abandoned = (
-            await s.execute(
-                select(
-                    func.count(),
-                    func.coalesce(func.sum(case((Attempt.abandoned.is_(True), 1), else_=0)), 0),
-                ).where(
-                    Attempt.campaign_id == campaign_id,
-                    Attempt.channel == "voice",
-                    human,
-                    Attempt.answered_at >= now - self.abandon_window,
-                )
-            )
-        ).one()
-        rows = (
-            await s.execute(
-                select(
-                    Attempt.answered_at,
-                    Attempt.answered_by,
-                    Attempt.created_at,
-                    Attempt.duration,
-                    Attempt.agent_id,
-                )
-                .where(
-                    Attempt.campaign_id == campaign_id,
-                    Attempt.channel == "voice",
-                    or_(Attempt.answered_at.is_not(None), Attempt.status.in_(_UNANSWERED_ENDS)),
-                )
-                .order_by(Attempt.id.desc())
-                .limit(self.recent_attempts)
-            )
-        ).all()
+    async def _read(self, s: DbSession, campaign_id: str, now: float) -> Recent:
+        humans, abandoned = await attempt_store.human_answers(
+            s, campaign_id, now - self.abandon_window
+        )
+        # Ended without an answer counts besides the answers; a call we cancelled ourselves
+        # (pause) says nothing about the list and is left out.
+        rows = await attempt_store.recent_resolved(s, campaign_id, self.recent_attempts)
         answered = [r for r in rows if r.answered_at is not None]
         rings = [max(0.0, r.answered_at - r.created_at) for r in answered]
         talks = [r.duration for r in answered if r.agent_id is not None and r.duration]
-        human_answers = sum(1 for r in answered if r.answered_by != "machine")
+        human_answers = sum(1 for r in answered if r.answered_by != AnsweredBy.MACHINE)
         return Recent(
-            answered_humans=int(humans),
-            abandoned=int(abandoned),
+            answered_humans=humans,
+            abandoned=abandoned,
             answer_rate=human_answers / len(rows) if rows else 0.0,
             mean_ring_seconds=sum(rings) / len(rings) if rings else 0.0,
             mean_talk_seconds=sum(talks) / len(talks) if talks else 0.0,
         )
 
 
-async def agent_load(s: AsyncSession, campaign_id: str, now: float) -> AgentLoad:
-    rows = (
-        await s.execute(
-            select(Agent.state, Agent.wrap_up_until).where(
-                Agent.campaign_id == campaign_id,
-                Agent.state.in_((AgentState.ON_CALL, AgentState.WRAP_UP)),
-            )
-        )
-    ).all()
+async def agent_load(s: DbSession, campaign_id: str, now: float) -> AgentLoad:
+    rows = await agent_store.busy(s, campaign_id)
     return AgentLoad(
-        on_call=sum(1 for r in rows if r.state == AgentState.ON_CALL),
+        on_call=sum(1 for state, _ in rows if state == AgentState.ON_CALL),
         wrap_up_left=tuple(
-            max(0.0, (r.wrap_up_until or now) - now) for r in rows if r.state == AgentState.WRAP_UP
+            max(0.0, (until or now) - now) for state, until in rows if state == AgentState.WRAP_UP
         ),
     )

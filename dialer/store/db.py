@@ -7,6 +7,7 @@ PostgreSQL claims with `FOR UPDATE SKIP LOCKED` (see store/leads.py).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,6 +21,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+# The unit-of-work type the layers above pass to store functions (they import no SQLAlchemy).
+DbSession = AsyncSession
 
 
 class Database:
@@ -78,6 +82,34 @@ class Database:
 
     async def aclose(self) -> None:
         await self.engine.dispose()
+
+
+class PinnedReader:
+    """Read transactions on a connection of its own, for a long-lived poller that a pool
+    drained by busy requests must not hold back. Reopened after any error."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._conn: AsyncConnection | None = None
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncSession]:
+        """One read transaction: everything read in it is of the same snapshot."""
+        if self._conn is None:
+            self._conn = await self.db.engine.connect()
+            await self._conn.execution_options(dialer_read_only=True)
+        try:
+            async with self._conn.begin(), AsyncSession(bind=self._conn) as s:
+                yield s
+        except BaseException:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(Exception):
+                await conn.close()
+            raise
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:

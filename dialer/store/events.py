@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from dialer.store.models import Campaign, Event
+from dialer.store.models import Agent, Campaign, Event, Lead
 
 SYSTEM = "system"
 
@@ -86,3 +87,23 @@ async def list_events(
         return list((await conn.scalars(stmt)).all())
     rows = await conn.execute(stmt)
     return [Event(**dict(r._mapping)) for r in rows.all()]
+
+
+async def last_id(session: AsyncSession) -> int:
+    """The highest event id (0 when there is none)."""
+    return int((await session.scalar(select(func.max(Event.id)))) or 0)
+
+
+async def subjects(
+    session: AsyncSession,
+    campaign_ids: Iterable[str],
+    agent_ids: Iterable[str],
+    lead_ids: Iterable[int],
+) -> tuple[dict[str, Campaign], dict[str, Agent], dict[str, Lead]]:
+    """The campaigns, agents and leads that events are about, by id (as text), read in
+    three queries of the session's snapshot."""
+    cids, aids, lids = set(campaign_ids), set(agent_ids), set(lead_ids)
+    camps = {c.id: c for c in await session.scalars(select(Campaign).where(Campaign.id.in_(cids)))}
+    agents = {a.id: a for a in await session.scalars(select(Agent).where(Agent.id.in_(aids)))}
+    leads = {str(x.id): x for x in await session.scalars(select(Lead).where(Lead.id.in_(lids)))}
+    return camps, agents, leads

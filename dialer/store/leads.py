@@ -17,9 +17,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from dialer.domain.states import CampaignState, LeadStatus
+from dialer.domain.states import LEAD_DISPATCHABLE, CampaignState, LeadStatus
 from dialer.store.models import Campaign, DoNotCall, Lead
 
 CLAIM_COLUMNS = (
@@ -56,7 +56,9 @@ async def insert_leads(conn: AsyncConnection, rows: list[dict[str, Any]]) -> Non
         await conn.execute(insert(Lead), rows)
 
 
-async def claim(conn: AsyncConnection, req: ClaimRequest, *, skip_locked: bool) -> list[Row[Any]]:
+async def claim(
+    conn: AsyncConnection, req: ClaimRequest, *, skip_locked: bool | None = None
+) -> list[Row[Any]]:
     """Lease up to `limit` due leads of a running campaign, in one statement.
 
     Each row carries `dnc`: with `check_dnc`, whether the lead's phone is on the do-not-call
@@ -95,6 +97,10 @@ async def claim(conn: AsyncConnection, req: ClaimRequest, *, skip_locked: bool) 
         if req.check_dnc
         else false()
     )
+    if skip_locked is None:
+        # PostgreSQL skips rows another worker has locked; SQLite has no row locks (its
+        # write transactions begin IMMEDIATE, store/db.py).
+        skip_locked = conn.dialect.name != "sqlite"
     if skip_locked:
         candidates = candidates.with_for_update(skip_locked=True)
     stmt = (
@@ -179,3 +185,45 @@ async def count_due(
     )
     n = await conn.scalar(select(func.count()).select_from(due))
     return int(n or 0)
+
+
+async def by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Lead]:
+    rows = await session.scalars(select(Lead).where(Lead.id.in_(list(ids))))
+    return {lead.id: lead for lead in rows.all()}
+
+
+async def paused_until_over(session: AsyncSession, now: float, *, limit: int = 500) -> list[Lead]:
+    """Paused leads whose pause was given an end that has come."""
+    rows = await session.scalars(
+        select(Lead)
+        .where(
+            Lead.status == LeadStatus.PAUSED,
+            Lead.paused_until.is_not(None),
+            Lead.paused_until <= now,
+        )
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def next_up(
+    session: AsyncSession, campaign_id: str, steps: Sequence[int], limit: int
+) -> list[Lead]:
+    """The campaign's next leads at these steps, in due order (none has a call now)."""
+    rows = await session.scalars(
+        select(Lead)
+        .where(
+            Lead.campaign_id == campaign_id,
+            Lead.status.in_(tuple(LEAD_DISPATCHABLE)),
+            Lead.active_attempt_id.is_(None),
+            Lead.step.in_(list(steps)),
+        )
+        .order_by(Lead.due, Lead.id)
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def get(session: AsyncSession, lead_id: int, *, lock: bool = False) -> Lead | None:
+    """The lead; with `lock`, its row is locked for the rest of the transaction."""
+    return await session.get(Lead, lead_id, with_for_update=lock or None)

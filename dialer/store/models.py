@@ -44,7 +44,7 @@ class Campaign(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Campaign clock (DESIGN.md §5): a lead is due when lead.due + clock_offset <= now.
+    # Campaign clock (docs/architecture.md §5): a lead is due when lead.due + clock_offset <= now.
     # freeze: clock_offset = running_since - active_seconds, so the clock stops while paused.
     # deadline: clock_offset = 0, lead.due is wall-clock time.
     active_seconds: Mapped[float] = mapped_column(Float, default=0.0)

@@ -1,4 +1,4 @@
-"""Exact campaign figures, from the database (API.md: GET …/stats)."""
+"""Exact campaign figures, from the database (docs/api.md §4.3)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialer.domain.campaign import AnsweredBy, Channel
 from dialer.domain.states import ATTEMPT_LIVE, AttemptStatus, LeadStatus, StopReason
 from dialer.store import leads as lead_store
 from dialer.store.models import Attempt, Campaign, Lead
@@ -58,8 +59,8 @@ async def campaign_stats(s: AsyncSession, c: Campaign) -> CampaignStats:
                 _n(Attempt.status.in_(live)),
                 # Talk time: calls connected to an agent (not machines, not abandoned).
                 func.avg(case((Attempt.agent_id.is_not(None), Attempt.duration))),
-                _n(Attempt.answered_at.is_not(None) & (Attempt.answered_by != "machine")),
-            ).where(Attempt.campaign_id == c.id, Attempt.channel == "voice")
+                _n(Attempt.answered_at.is_not(None) & (Attempt.answered_by != AnsweredBy.MACHINE)),
+            ).where(Attempt.campaign_id == c.id, Attempt.channel == Channel.VOICE)
         )
     ).one()
     email = (
@@ -69,7 +70,7 @@ async def campaign_stats(s: AsyncSession, c: Campaign) -> CampaignStats:
                 _n(Attempt.status == AttemptStatus.FAILED),
                 _n(Attempt.status == AttemptStatus.BOUNCED),
                 _n(Attempt.status.in_(live)),
-            ).where(Attempt.campaign_id == c.id, Attempt.channel == "email")
+            ).where(Attempt.campaign_id == c.id, Attempt.channel == Channel.EMAIL)
         )
     ).one()
     reasons = dict(

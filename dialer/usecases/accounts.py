@@ -11,10 +11,9 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import delete, select
-
 from dialer.clock import Clock
 from dialer.errors import Conflict, ValidationFailed
+from dialer.store import accounts as store
 from dialer.store.auth_models import ApiToken, Session, User
 from dialer.store.db import Database
 
@@ -116,7 +115,7 @@ class Accounts:
         if len(parts) != 3 or parts[0] != "dlr":
             return None
         async with self.db.reader() as s:
-            row = await s.get(ApiToken, parts[1])
+            row = await store.token(s, parts[1])
         if row is None or row.revoked_at is not None:
             return None
         if not hmac.compare_digest(row.secret_hash, sha256(parts[2])):
@@ -126,12 +125,11 @@ class Accounts:
     async def tokens(self) -> list[ApiToken]:
         """Every token, newest first (hashes only; the secrets were never stored)."""
         async with self.db.reader() as s:
-            rows = await s.scalars(select(ApiToken).order_by(ApiToken.created_at.desc()))
-            return list(rows.all())
+            return await store.tokens(s)
 
     async def revoke_token(self, token_id: str) -> bool:
         async with self.db.session() as s:
-            row = await s.get(ApiToken, token_id)
+            row = await store.token(s, token_id)
             if row is None or row.revoked_at is not None:
                 return False
             row.revoked_at = self.clock.now()
@@ -152,7 +150,7 @@ class Accounts:
         if errors:
             raise ValidationFailed("invalid user", errors)
         async with self.db.session() as s:
-            if await s.get(User, username) is not None:
+            if await store.user(s, username) is not None:
                 raise Conflict(f"user {username!r} exists", {"username": username})
             user = User(
                 username=username,
@@ -168,17 +166,17 @@ class Accounts:
         """A new password for an existing user (False if there is no such user)."""
         digest = await asyncio.to_thread(hash_password, password)
         async with self.db.session() as s:
-            user = await s.get(User, username)
+            user = await store.user(s, username)
             if user is None:
                 return False
             user.password_hash = digest
-            await s.execute(delete(Session).where(Session.username == username))
+            await store.end_sessions_of(s, username)
             return True
 
     async def login(self, username: str, password: str) -> tuple[str, Principal] | None:
         """A new session for good credentials: (session secret, principal with csrf)."""
         async with self.db.session() as s:
-            user = await s.get(User, username)
+            user = await store.user(s, username)
         # scrypt takes tens of milliseconds: run it off the event loop.
         if user is None:
             await asyncio.to_thread(verify_password, password, _DUMMY_HASH)
@@ -189,7 +187,7 @@ class Accounts:
         csrf = secrets.token_urlsafe(24)
         now = self.clock.now()
         async with self.db.session() as s:
-            await s.execute(delete(Session).where(Session.expires_at < now))
+            await store.end_expired_sessions(s, now)
             s.add(
                 Session(
                     id_hash=sha256(secret),
@@ -203,18 +201,18 @@ class Accounts:
 
     async def session(self, secret: str) -> Principal | None:
         async with self.db.reader() as s:
-            row = await s.get(Session, sha256(secret))
+            row = await store.login_session(s, sha256(secret))
             if row is None or row.expires_at < self.clock.now():
                 return None
-            user = await s.get(User, row.username)
+            user = await store.user(s, row.username)
         if user is None:
             return None
         return Principal(user.username, Role(user.role), user.agent_id, "session", row.csrf)
 
     async def logout(self, secret: str) -> None:
         async with self.db.session() as s:
-            await s.execute(delete(Session).where(Session.id_hash == sha256(secret)))
+            await store.end_session(s, sha256(secret))
 
     async def users(self) -> list[User]:
         async with self.db.reader() as s:
-            return list((await s.scalars(select(User).order_by(User.username))).all())
+            return await store.users(s)

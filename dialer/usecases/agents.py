@@ -6,8 +6,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-
+from dialer.agents import pool
 from dialer.clock import Clock
 from dialer.domain.campaign import Channel
 from dialer.domain.states import (
@@ -15,10 +14,11 @@ from dialer.domain.states import (
     AgentState,
     CampaignState,
     InvalidTransition,
-    agent_transition,
 )
 from dialer.errors import Conflict, InvalidState, NotFound, ValidationFailed
+from dialer.store import agents as agent_store
 from dialer.store import events
+from dialer.store import leads as lead_store
 from dialer.store.db import Database
 from dialer.store.models import Agent, Attempt, Campaign, Lead
 from dialer.usecases.ports import EngineControl
@@ -55,7 +55,7 @@ class AgentOps:
             )
         now = self.clock.now()
         async with self.db.session() as s:
-            if await s.get(Agent, agent_id) is not None:
+            if await agent_store.get(s, agent_id) is not None:
                 raise Conflict(f"agent {agent_id!r} exists", {"id": agent_id})
             agent = Agent(
                 id=agent_id, name=name, state=state, version=1, state_since=now, created_at=now
@@ -68,14 +68,14 @@ class AgentOps:
 
     async def get(self, agent_id: str) -> Agent:
         async with self.db.reader() as s:
-            agent = await s.get(Agent, agent_id)
+            agent = await agent_store.get(s, agent_id)
             if agent is None:
                 raise NotFound(f"no agent {agent_id!r}", {"id": agent_id})
             return agent
 
     async def all(self) -> list[Agent]:
         async with self.db.reader() as s:
-            return list((await s.scalars(select(Agent).order_by(Agent.id))).all())
+            return await agent_store.all_agents(s)
 
     async def set_state(self, agent_id: str, state: str, *, actor: str) -> Agent:
         """available / offline / break, asked by the agent or a supervisor; `available`
@@ -91,34 +91,20 @@ class AgentOps:
             )
         now = self.clock.now()
         async with self.db.session() as s:
-            agent = await s.get(Agent, agent_id, with_for_update=True)
+            agent = await agent_store.get(s, agent_id, lock=True)
             if agent is None:
                 raise NotFound(f"no agent {agent_id!r}", {"id": agent_id})
             current = AgentState(agent.state)
             if current is AgentState.RESERVED and to is not AgentState.AVAILABLE:
                 raise InvalidState("the agent is held for a ringing call", current)
+            if current is to:
+                return agent
             try:
-                target = agent_transition(current, to)
+                pool.move(s, agent, to, now, None, actor=actor, engine=False)
             except InvalidTransition as exc:
                 raise InvalidState(str(exc), current) from None
-            if target is None:
-                return agent
             agent.wrap_up_until = None
-            events.record(
-                s,
-                at=now,
-                entity="agent",
-                entity_id=agent.id,
-                type="agent.state",
-                campaign_id=agent.campaign_id,
-                actor=actor,
-                from_state=current,
-                to_state=target,
-            )
-            agent.state = target
-            agent.state_since = now
-            agent.version += 1
-            if target is AgentState.OFFLINE and agent.campaign_id is not None:
+            if to is AgentState.OFFLINE and agent.campaign_id is not None:
                 agent.campaign_id = None  # an offline agent serves no campaign
         return agent
 
@@ -126,7 +112,7 @@ class AgentOps:
         """The agent's current call and the campaign's next leads (empty when the campaign
         is not running: a paused campaign's work is gone from the agent's view)."""
         async with self.db.reader() as s:
-            agent = await s.get(Agent, agent_id)
+            agent = await agent_store.get(s, agent_id)
             if agent is None:
                 raise NotFound(f"no agent {agent_id!r}", {"id": agent_id})
             current = await s.get(Attempt, agent.attempt_id) if agent.attempt_id else None
@@ -139,19 +125,5 @@ class AgentOps:
             spec = self.engine.spec(c)
             steps = spec.steps_of(Channel.VOICE)
             if steps:
-                q.upcoming = list(
-                    (
-                        await s.scalars(
-                            select(Lead)
-                            .where(
-                                Lead.campaign_id == c.id,
-                                Lead.status.in_(("pending", "in_progress")),
-                                Lead.active_attempt_id.is_(None),
-                                Lead.step.in_(steps),
-                            )
-                            .order_by(Lead.due, Lead.id)
-                            .limit(limit)
-                        )
-                    ).all()
-                )
+                q.upcoming = await lead_store.next_up(s, c.id, steps, limit)
             return q

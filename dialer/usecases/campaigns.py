@@ -1,4 +1,4 @@
-"""Use cases: what supervisors, scripts and the CLI ask of dialer (DESIGN.md §3).
+"""Use cases: what supervisors, scripts and the CLI ask of dialer (docs/architecture.md §3).
 
 The API's handlers are thin calls into this class; so are the CLI and the tests.
 """
@@ -12,28 +12,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
 
 from dialer.agents import pool
 from dialer.clock import Clock
 from dialer.domain.campaign import CampaignPatch, CampaignSpec
 from dialer.domain.contacts import ContactError, normalize_phone
 from dialer.domain.links import LinkSigner
-from dialer.domain.states import (
-    ATTEMPT_LIVE,
-    CAMPAIGN_EDITABLE,
-    AttemptStatus,
-    CampaignAction,
-    CampaignState,
-)
+from dialer.domain.states import CAMPAIGN_EDITABLE, CampaignAction, CampaignState
 from dialer.engine import control
-from dialer.errors import InvalidState, NotFound, ValidationFailed, VersionMismatch
+from dialer.errors import (
+    InvalidState,
+    NotFound,
+    ValidationFailed,
+    VersionMismatch,
+    field_errors,
+    invalid,
+)
 from dialer.metrics.registry import Metrics
+from dialer.store import campaigns as campaign_store
 from dialer.store import events
 from dialer.store.db import Database
 from dialer.store.models import Attempt, Campaign, Event
 from dialer.store.stats import CampaignStats, campaign_stats
 from dialer.usecases.agents import AgentOps
+from dialer.usecases.dnc import DncOps
 from dialer.usecases.leads import LeadOps
 from dialer.usecases.ports import EngineControl
 
@@ -57,21 +59,11 @@ class TerminateResult:
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 
-def pydantic_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, Any]]:
-    return [
-        {
-            "field": prefix + ".".join(str(p) for p in err["loc"]) if err["loc"] else prefix,
-            "message": err["msg"],
-        }
-        for err in exc.errors()
-    ]
-
-
 def validate_spec(data: dict[str, Any]) -> CampaignSpec:
     try:
         spec = CampaignSpec.model_validate(data)
     except ValidationError as exc:
-        raise ValidationFailed("invalid campaign", pydantic_errors(exc)) from None
+        raise ValidationFailed("invalid campaign", field_errors(exc)) from None
     errors: list[dict[str, Any]] = []
     caller_ids: list[str] = []
     for i, raw in enumerate(spec.caller_ids):
@@ -102,7 +94,8 @@ class Service:
         self.clock = clock
         self.metrics = metrics
         self.links = links
-        self.leads = LeadOps(db, clock)
+        self.leads = LeadOps(db, clock, engine.spec)
+        self.dnc = DncOps(db, clock)
         self.agents = AgentOps(db, clock, engine)
 
     # -- configuration ---------------------------------------------------------------------
@@ -144,7 +137,7 @@ class Service:
         try:
             patch = CampaignPatch.model_validate(data)
         except ValidationError as exc:
-            raise ValidationFailed("invalid campaign change", pydantic_errors(exc)) from None
+            raise ValidationFailed("invalid campaign change", field_errors(exc)) from None
         now = self.clock.now()
         async with self.db.session() as s:
             c = await control.load(s, campaign_id, lock=True)
@@ -158,9 +151,10 @@ class Service:
                 and c.started_at is not None
                 and changes["resume_policy"] != c.config.get("resume_policy")
             ):
-                raise ValidationFailed(
-                    "the resume policy is fixed once a campaign has started",
-                    [{"field": "resume_policy", "message": "fixed once started"}],
+                raise invalid(
+                    "resume_policy",
+                    "fixed once started",
+                    summary="the resume policy is fixed once a campaign has started",
                 )
             spec = validate_spec({**c.config, **changes})
             c.config = spec.model_dump(mode="json")
@@ -180,13 +174,8 @@ class Service:
     async def list_campaigns(
         self, *, state: str | None = None, archived: bool | None = False
     ) -> list[Campaign]:
-        stmt = select(Campaign).order_by(Campaign.created_at, Campaign.id)
-        if state is not None:
-            stmt = stmt.where(Campaign.state == state)
-        if archived is not None:
-            stmt = stmt.where(Campaign.archived.is_(archived))
         async with self.db.reader() as s:
-            return list((await s.scalars(stmt)).all())
+            return await campaign_store.list_campaigns(s, state=state, archived=archived)
 
     # -- control ---------------------------------------------------------------------------
     async def start(self, campaign_id: str, *, actor: str, at: float | None = None) -> Campaign:
@@ -218,9 +207,10 @@ class Service:
     async def terminate(self, campaign_id: str, *, confirm: str, actor: str) -> TerminateResult:
         """Cancel (never dispatched) or stop (through `stopping`): irreversible."""
         if confirm != campaign_id:
-            raise ValidationFailed(
-                "confirm must repeat the campaign id",
-                [{"field": "confirm", "message": "must equal the campaign id"}],
+            raise invalid(
+                "confirm",
+                "must equal the campaign id",
+                summary="confirm must repeat the campaign id",
             )
         change = await self._transition(campaign_id, CampaignAction.TERMINATE, actor=actor)
         c = change.campaign
@@ -306,15 +296,7 @@ class Service:
         """Attempts handed to a channel and not final. A `created` attempt is not in
         flight: after the fence it is one that will never be handed over (it is deleted)."""
         async with self.db.reader() as s:
-            rows = await s.scalars(
-                select(Attempt)
-                .where(
-                    Attempt.campaign_id == campaign_id,
-                    Attempt.status.in_(tuple(ATTEMPT_LIVE - {AttemptStatus.CREATED})),
-                )
-                .order_by(Attempt.id)
-            )
-            return list(rows.all())
+            return await campaign_store.in_flight(s, campaign_id)
 
     # -- helpers ---------------------------------------------------------------------------
     async def _transition(

@@ -1,4 +1,4 @@
-"""The do-not-call list: add or import, page, remove (DESIGN.md §7).
+"""The do-not-call list: add or import, page, remove (docs/architecture.md §7.2).
 
 Numbers are kept in E.164. The list is checked where it matters, at claim time: a lead whose
 phone is listed is stopped with reason `dnc` instead of being dialled (engine/dispatch.py).
@@ -9,18 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from dialer.clock import Clock
 from dialer.domain.contacts import ContactError, normalize_phone
 from dialer.errors import NotFound, ValidationFailed
+from dialer.store import dnc as store
 from dialer.store.db import Database
 from dialer.store.models import DoNotCall
 
 MAX_DNC_IMPORT = 100_000
-_CHUNK = 500
 
 
 @dataclass(slots=True)
@@ -59,22 +55,8 @@ class DncOps:
                 errors = [{"field": exc.field, "message": exc.message}]
                 result.rejected.append({"row": first_row + i, "errors": errors})
         now = self.clock.now()
-        numbers = list(good)
-        insert = sqlite_insert if self.db.is_sqlite else pg_insert
         async with self.db.begin() as conn:
-            for lo in range(0, len(numbers), _CHUNK):
-                rows = [
-                    {"phone": p, "reason": reason, "added_at": now}
-                    for p in numbers[lo : lo + _CHUNK]
-                ]
-                # Already listed (or listed meanwhile by another request): left as it is.
-                stmt = (
-                    insert(DoNotCall)
-                    .values(rows)
-                    .on_conflict_do_nothing(index_elements=["phone"])
-                    .returning(DoNotCall.phone)
-                )
-                result.added += len((await conn.execute(stmt)).all())
+            result.added = await store.add(conn, list(good), reason=reason, now=now)
         return result
 
     async def page(
@@ -83,10 +65,7 @@ class DncOps:
         """Listed numbers in E.164 order; the cursor is the last number of the previous page."""
         limit = max(1, min(limit, 1000))
         async with self.db.reader() as s:
-            stmt = select(DoNotCall).order_by(DoNotCall.phone).limit(limit + 1)
-            if cursor:
-                stmt = stmt.where(DoNotCall.phone > cursor)
-            items = list((await s.scalars(stmt)).all())
+            items = await store.page(s, limit=limit + 1, after=cursor)
         more = len(items) > limit
         items = items[:limit]
         return items, (items[-1].phone if more and items else None)
@@ -98,8 +77,5 @@ class DncOps:
         except ContactError:
             raise NotFound(f"{phone!r} is not on the do-not-call list", {"phone": phone}) from None
         async with self.db.session() as s:
-            gone = await s.execute(
-                delete(DoNotCall).where(DoNotCall.phone == number).returning(DoNotCall.phone)
-            )
-            if gone.first() is None:
+            if not await store.remove(s, number):
                 raise NotFound(f"{number} is not on the do-not-call list", {"phone": number})

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
 
 from dialer.clock import Clock
-from dialer.domain.campaign import CampaignSpec
+from dialer.domain.campaign import CampaignSpec, Channel
 from dialer.domain.contacts import (
     ContactError,
     normalize_email,
@@ -19,6 +19,8 @@ from dialer.domain.contacts import (
 )
 from dialer.domain.states import (
     CAMPAIGN_TERMINAL,
+    LEAD_TERMINAL,
+    CampaignState,
     InvalidTransition,
     LeadAction,
     LeadStatus,
@@ -26,16 +28,15 @@ from dialer.domain.states import (
     lead_transition,
 )
 from dialer.engine import control
-from dialer.engine.engine import resume_lead
-from dialer.engine.positions import set_status
-from dialer.errors import InvalidState, NotFound, ValidationFailed
+from dialer.engine.leads import apply_lead_action
+from dialer.errors import InvalidState, NotFound, ValidationFailed, field_errors
+from dialer.store import lead_queries
 from dialer.store import leads as lead_store
 from dialer.store.db import Database
 from dialer.store.models import Attempt, Campaign, Lead
-from dialer.usecases.dnc import DncOps
 
 MAX_IMPORT = 100_000
-_NEEDS = {"phone": "voice", "email": "email"}
+_NEEDS = {"phone": Channel.VOICE, "email": Channel.EMAIL}
 
 
 class LeadIn(BaseModel):
@@ -74,10 +75,7 @@ def _clean(raw: dict[str, Any], spec: CampaignSpec) -> tuple[dict[str, Any], lis
     try:
         row = LeadIn.model_validate({k: v for k, v in raw.items() if not _blank(v)})
     except ValidationError as exc:
-        return {}, [
-            {"field": ".".join(str(p) for p in e["loc"]) or "row", "message": e["msg"]}
-            for e in exc.errors()
-        ]
+        return {}, field_errors(exc, whole="row")
     errors: list[dict[str, str]] = []
     out = row.model_dump()
     for name, check in (("phone", normalize_phone), ("email", normalize_email)):
@@ -106,10 +104,12 @@ def _clean(raw: dict[str, Any], spec: CampaignSpec) -> tuple[dict[str, Any], lis
 
 
 class LeadOps:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, specs: Callable[[Campaign], CampaignSpec]
+    ) -> None:
         self.db = db
         self.clock = clock
-        self.dnc = DncOps(db, clock)
+        self.specs = specs  # the typed config, parsed once per version (EngineControl.spec)
 
     async def add(
         self, campaign_id: str, rows: list[dict[str, Any]], *, first_row: int = 1
@@ -126,7 +126,7 @@ class LeadOps:
         result = ImportResult()
         async with self.db.session() as s:
             c = await control.load(s, campaign_id, lock=True)
-            if c.state in CAMPAIGN_TERMINAL or c.state == "stopping":
+            if c.state in CAMPAIGN_TERMINAL or c.state == CampaignState.STOPPING:
                 raise InvalidState(f"cannot add leads to a campaign that is {c.state}", c.state)
             spec = CampaignSpec.model_validate(c.config)
             cleaned: list[tuple[int, dict[str, Any]]] = []
@@ -183,32 +183,27 @@ class LeadOps:
 
     async def get(self, lead_id: int) -> tuple[Lead, list[Attempt]]:
         async with self.db.reader() as s:
-            lead = await s.get(Lead, lead_id)
+            lead = await lead_store.get(s, lead_id)
             if lead is None:
                 raise NotFound(f"no lead {lead_id}", {"id": str(lead_id)})
-            attempts = (
-                await s.scalars(
-                    select(Attempt).where(Attempt.lead_id == lead_id).order_by(Attempt.id)
-                )
-            ).all()
-            return lead, list(attempts)
+            return lead, await lead_queries.attempts(s, lead_id)
 
     async def position(self, lead: Lead) -> Position:
         """Where the lead stands: its next step and when that step is due."""
         async with self.db.reader() as s:
             c = await control.load(s, lead.campaign_id)
-        sequence = c.config.get("sequence", [])
-        done = lead.status in ("completed", "stopped", "skipped") or lead.step >= len(sequence)
+        sequence = self.specs(c).sequence
+        done = lead.status in LEAD_TERMINAL or lead.step >= len(sequence)
         if done:
             return Position(step=lead.step, channel=None, due_at=None, due_in_seconds=None)
         clock = control.campaign_clock(c)
         now = self.clock.now()
         left = max(0.0, lead.due - clock.now(now))
-        if lead.status == "paused":
+        if lead.status == LeadStatus.PAUSED:
             left = lead.paused_remaining or 0.0
-        running = c.state == "running" and lead.status != "paused"
+        running = c.state == CampaignState.RUNNING and lead.status != LeadStatus.PAUSED
         due_at = max(now + left, lead.not_before or 0.0) if running else None
-        return Position(lead.step, sequence[lead.step].get("channel"), due_at, left)
+        return Position(lead.step, sequence[lead.step].channel, due_at, left)
 
     async def page(
         self, campaign_id: str, *, status: str | None = None, limit: int = 100, cursor: int = 0
@@ -221,15 +216,9 @@ class LeadOps:
         limit = max(1, min(limit, 1000))
         async with self.db.reader() as s:
             await control.load(s, campaign_id)
-            stmt = (
-                select(Lead)
-                .where(Lead.campaign_id == campaign_id, Lead.id > cursor)
-                .order_by(Lead.id)
-                .limit(limit + 1)
+            items = await lead_queries.page(
+                s, campaign_id, status=status, after=cursor, limit=limit + 1
             )
-            if status is not None:
-                stmt = stmt.where(Lead.status == status)
-            items = list((await s.scalars(stmt)).all())
         more = len(items) > limit
         items = items[:limit]
         return items, (items[-1].id if more and items else None)
@@ -246,7 +235,7 @@ class LeadOps:
     ) -> Lead:
         now = self.clock.now()
         async with self.db.session() as s:
-            lead = await s.get(Lead, lead_id, with_for_update=True)
+            lead = await lead_store.get(s, lead_id, lock=True)
             if lead is None:
                 raise NotFound(f"no lead {lead_id}", {"id": str(lead_id)})
             try:
@@ -305,19 +294,7 @@ class LeadOps:
             now = self.clock.now()
             async with self.db.session() as s:
                 c = await control.load(s, lead.campaign_id)
-                others = (
-                    await s.scalars(
-                        select(Lead).where(
-                            Lead.campaign_id == lead.campaign_id,
-                            Lead.company == lead.company,
-                            Lead.id != lead.id,
-                            Lead.status.in_(
-                                (LeadStatus.PENDING, LeadStatus.IN_PROGRESS, LeadStatus.PAUSED)
-                            ),
-                        )
-                    )
-                ).all()
-                for other in others:
+                for other in await lead_queries.open_of_company(s, lead):
                     apply_lead_action(
                         s,
                         other,
@@ -335,16 +312,7 @@ class LeadOps:
         """Stop every open lead with this address, in every campaign (unsubscribed)."""
         now = self.clock.now()
         async with self.db.session() as s:
-            rows = (
-                await s.scalars(
-                    select(Lead).where(
-                        Lead.email == email,
-                        Lead.status.in_(
-                            (LeadStatus.PENDING, LeadStatus.IN_PROGRESS, LeadStatus.PAUSED)
-                        ),
-                    )
-                )
-            ).all()
+            rows = await lead_queries.open_with_email(s, email)
             campaigns: dict[str, Campaign] = {}
             for lead in rows:
                 c = campaigns.get(lead.campaign_id) or await control.load(s, lead.campaign_id)
@@ -360,38 +328,3 @@ class LeadOps:
                     stop_reason=StopReason.UNSUBSCRIBED,
                 )
             return [lead.id for lead in rows]
-
-    async def add_dnc(self, phones: list[str], *, reason: str | None = None) -> int:
-        """List numbers on the do-not-call list; returns how many were new (the whole API
-        is `self.dnc`, dialer/usecases/dnc.py)."""
-        for raw in phones:
-            normalize_phone(raw)  # all or nothing: a bad number raises ContactError
-        return (await self.dnc.add(phones, reason=reason)).added
-
-
-def apply_lead_action(
-    s: Any,
-    lead: Lead,
-    c: Campaign,
-    action: LeadAction,
-    now: float,
-    *,
-    actor: str,
-    reason: str | None = None,
-    until: float | None = None,
-    stop_reason: StopReason = StopReason.MANUAL,
-) -> None:
-    if action is LeadAction.RESUME:
-        resume_lead(s, lead, c, now, actor=actor, reason=reason)
-        return
-    if action is LeadAction.PAUSE:
-        # The remaining delay is kept in the campaign's clock: resume gives it back whole.
-        lead.paused_remaining = max(0.0, lead.due - control.campaign_clock(c).now(now))
-        lead.paused_until = until
-        lead.pause_reason = reason
-        set_status(s, lead, LeadStatus.PAUSED, now, actor=actor, reason=reason)
-    elif action is LeadAction.STOP:
-        lead.stop_reason = stop_reason
-        set_status(s, lead, LeadStatus.STOPPED, now, actor=actor, reason=reason or stop_reason)
-    elif action is LeadAction.SKIP:
-        set_status(s, lead, LeadStatus.SKIPPED, now, actor=actor, reason=reason)

@@ -1,7 +1,7 @@
 """What the use cases need of the engine: a small control port, not the engine itself.
 
 `dialer.engine.engine.Engine` implements it; the use cases never reach past it
-(docs/architecture.md, "Layers").
+(docs/architecture.md §10).
 """
 
 from __future__ import annotations

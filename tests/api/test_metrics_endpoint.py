@@ -1,4 +1,5 @@
-"""GET /metrics after a short campaign run: every name of API.md with its type and labels, and
+"""GET /metrics after a short campaign run: every name of docs/api.md §12 with its type and labels,
+and
 `promtool check metrics` accepts the exposition."""
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from dialer.api.openapi import build_openapi
 from tests.api.conftest import Api
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
-# The routes of API.md (its tables and sections), which the document must agree with.
+# The routes of docs/api.md (its tables and sections), which the document must agree with.
 API_MD = """
 POST /api/v1/campaigns
 GET /api/v1/campaigns
@@ -108,7 +108,7 @@ async def test_every_route_is_documented_and_nothing_else(
 async def test_document_agrees_with_api_md(document: dict[str, Any]) -> None:
     documented = {(m, p) for m, p, _ in document_operations(document)}
     contract = {(m.lower(), p) for m, p in (line.split() for line in API_MD.strip().splitlines())}
-    assert contract - documented == set(), "API.md routes the server does not serve"
+    assert contract - documented == set(), "docs/api.md routes the server does not serve"
 
 
 async def test_api_operations_have_summary_success_and_security(document: dict[str, Any]) -> None:
@@ -148,7 +148,7 @@ async def test_content_types(document: dict[str, Any]) -> None:
     body_schema = create["requestBody"]["content"]["application/json"]["schema"]
     assert body_schema == {"$ref": "#/components/schemas/CampaignSpec"}
     assert "201" in create["responses"]
-    # /api/ error bodies are the one error shape of API.md
+    # /api/ error bodies are the one error shape of docs/api.md §3
     for method, path, op in document_operations(document):
         if not path.startswith("/api/"):
             continue

@@ -273,7 +273,6 @@ async def test_make_voice_picks_twilio_from_settings() -> None:
     voice = make_voice(settings, clock)
     try:
         assert isinstance(voice, TwilioVoice) and voice.name == "twilio"
-        assert voice.calls_per_second == 3.0
     finally:
         await voice.close()
     with pytest.raises(ValueError, match="DIALER_TWILIO_ACCOUNT_SID"):

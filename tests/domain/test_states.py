@@ -9,11 +9,23 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from dialer.domain.states import (
+    AGENT_ENGINE_MOVES,
+    AGENT_FREE,
+    AGENT_SELF_MOVES,
     AGENT_SELF_STATES,
+    ATTEMPT_ANSWERED,
+    ATTEMPT_DIALING,
     ATTEMPT_FINAL,
     ATTEMPT_LIVE,
+    ATTEMPT_RINGING,
+    ATTEMPT_UNANSWERED_END,
+    CAMPAIGN_MOVES,
+    CAMPAIGN_NOOP,
     CAMPAIGN_TERMINAL,
     LEAD_DISPATCHABLE,
+    LEAD_MOVES,
+    LEAD_NOOP,
+    LEAD_OPEN,
     LEAD_TERMINAL,
     AgentState,
     AttemptStatus,
@@ -35,45 +47,31 @@ S = AttemptStatus
 
 # --- campaign ------------------------------------------------------------------------------
 
-# (state, action, dispatched) -> new state, for every transition the design allows.
-CAMPAIGN_ALLOWED: dict[tuple[CampaignState, CampaignAction, bool], CampaignState] = {
-    **{(C.DRAFT, CA.START, d): C.RUNNING for d in (False, True)},
-    **{(C.SCHEDULED, CA.START, d): C.RUNNING for d in (False, True)},
-    **{(C.DRAFT, CA.SCHEDULE, d): C.SCHEDULED for d in (False, True)},
-    **{(C.SCHEDULED, CA.SCHEDULE, d): C.SCHEDULED for d in (False, True)},  # reschedule
-    **{(C.RUNNING, CA.PAUSE, d): C.PAUSED for d in (False, True)},
-    **{(C.PAUSED, CA.RESUME, d): C.RUNNING for d in (False, True)},
-    **{(C.RUNNING, CA.COMPLETE, d): C.COMPLETED for d in (False, True)},
-    **{(C.STOPPING, CA.DRAIN, d): C.STOPPED for d in (False, True)},
-    # Terminate: never dispatched (or not yet started) -> cancelled; otherwise stopping.
-    **{(C.DRAFT, CA.TERMINATE, d): C.CANCELLED for d in (False, True)},
-    **{(C.SCHEDULED, CA.TERMINATE, d): C.CANCELLED for d in (False, True)},
-    (C.RUNNING, CA.TERMINATE, False): C.CANCELLED,
-    (C.PAUSED, CA.TERMINATE, False): C.CANCELLED,
-    (C.RUNNING, CA.TERMINATE, True): C.STOPPING,
-    (C.PAUSED, CA.TERMINATE, True): C.STOPPING,
-}
-# Repeating the current state is a no-op (None), not an error.
-CAMPAIGN_NOOP = {
-    (C.RUNNING, CA.START),
-    (C.PAUSED, CA.PAUSE),
-    (C.RUNNING, CA.RESUME),
-    (C.STOPPING, CA.TERMINATE),
-    (C.STOPPED, CA.TERMINATE),
-    (C.CANCELLED, CA.TERMINATE),
-}
 CAMPAIGN_CASES = list(itertools.product(CampaignState, CampaignAction, (False, True)))
 
 
+def terminate_expected(state: CampaignState, dispatched: bool) -> CampaignState | None:
+    """Terminate: a campaign that never dispatched (or never started) is cancelled; one
+    that did is stopped, through stopping; a terminated one stays as it is."""
+    if state in CAMPAIGN_NOOP[CA.TERMINATE]:
+        return None
+    if state in (C.DRAFT, C.SCHEDULED) or (state in (C.RUNNING, C.PAUSED) and not dispatched):
+        return C.CANCELLED
+    return C.STOPPING
+
+
 @pytest.mark.parametrize(("state", "action", "dispatched"), CAMPAIGN_CASES)
-def test_campaign_transition_table(
+def test_campaign_transition_follows_the_table(
     state: CampaignState, action: CampaignAction, dispatched: bool
 ) -> None:
-    """Every (state, action) pair: allowed, no-op or rejected with the current state."""
-    if (state, action, dispatched) in CAMPAIGN_ALLOWED:
-        expected = CAMPAIGN_ALLOWED[(state, action, dispatched)]
+    """Every (state, action) pair: allowed (the table), no-op or rejected with the state."""
+    if action is CA.TERMINATE and state is not C.COMPLETED:
+        expected = terminate_expected(state, dispatched)
         assert campaign_transition(state, action, dispatched=dispatched) is expected
-    elif (state, action) in CAMPAIGN_NOOP:
+    elif (state, action) in CAMPAIGN_MOVES:
+        expected = CAMPAIGN_MOVES[(state, action)]
+        assert campaign_transition(state, action, dispatched=dispatched) is expected
+    elif state in CAMPAIGN_NOOP.get(action, frozenset()):
         assert campaign_transition(state, action, dispatched=dispatched) is None
     else:
         with pytest.raises(InvalidTransition) as info:
@@ -84,6 +82,20 @@ def test_campaign_transition_table(
             action,
         )
         assert str(state) in str(info.value)
+
+
+def test_campaign_table_rules() -> None:
+    """The rules of the design (docs/architecture.md, state machines) that the table holds."""
+    sources = {a: {s for (s, act) in CAMPAIGN_MOVES if act is a} for a in CampaignAction}
+    assert sources[CA.PAUSE] == {C.RUNNING}
+    assert sources[CA.RESUME] == {C.PAUSED}
+    assert sources[CA.START] == {C.DRAFT, C.SCHEDULED}
+    assert sources[CA.COMPLETE] == {C.RUNNING}
+    assert sources[CA.DRAIN] == {C.STOPPING}
+    assert not sources[CA.TERMINATE]  # resolved by terminate_target
+    assert not {s for (s, _) in CAMPAIGN_MOVES} & CAMPAIGN_TERMINAL
+    for (state, _), target in CAMPAIGN_MOVES.items():
+        assert target is not state or target is C.SCHEDULED  # a reschedule
 
 
 @pytest.mark.parametrize(
@@ -111,33 +123,12 @@ def test_pause_and_resume_are_not_terminate() -> None:
 
 # --- lead ----------------------------------------------------------------------------------
 
-LEAD_ALLOWED: dict[tuple[LeadStatus, LeadAction], LeadStatus] = {
-    (L.PENDING, LA.DISPATCH): L.IN_PROGRESS,
-    (L.IN_PROGRESS, LA.DISPATCH): L.IN_PROGRESS,  # the next step of a lead in progress
-    (L.IN_PROGRESS, LA.PAUSE): L.PAUSED,
-    (L.PAUSED, LA.RESUME): L.IN_PROGRESS,
-    (L.PENDING, LA.STOP): L.STOPPED,
-    (L.IN_PROGRESS, LA.STOP): L.STOPPED,
-    (L.PAUSED, LA.STOP): L.STOPPED,
-    (L.PENDING, LA.SKIP): L.SKIPPED,
-    (L.PENDING, LA.COMPLETE): L.COMPLETED,
-    (L.IN_PROGRESS, LA.COMPLETE): L.COMPLETED,
-    (L.PAUSED, LA.COMPLETE): L.COMPLETED,
-}
-LEAD_NOOP = {
-    (L.PAUSED, LA.PAUSE),
-    (L.IN_PROGRESS, LA.RESUME),
-    (L.STOPPED, LA.STOP),
-    (L.SKIPPED, LA.SKIP),
-    (L.COMPLETED, LA.COMPLETE),
-}
-
 
 @pytest.mark.parametrize(("status", "action"), list(itertools.product(LeadStatus, LeadAction)))
-def test_lead_transition_table(status: LeadStatus, action: LeadAction) -> None:
-    if (status, action) in LEAD_ALLOWED:
-        assert lead_transition(status, action) is LEAD_ALLOWED[(status, action)]
-    elif (status, action) in LEAD_NOOP:
+def test_lead_transition_follows_the_table(status: LeadStatus, action: LeadAction) -> None:
+    if (status, action) in LEAD_MOVES:
+        assert lead_transition(status, action) is LEAD_MOVES[(status, action)]
+    elif status in LEAD_NOOP.get(action, frozenset()):
         assert lead_transition(status, action) is None
     else:
         with pytest.raises(InvalidTransition) as info:
@@ -155,10 +146,19 @@ def test_terminal_lead_has_no_way_out(status: LeadStatus, action: LeadAction) ->
         assert err.state is status
 
 
-def test_lead_pause_only_from_in_progress_and_skip_only_from_pending() -> None:
-    assert {s for s in LeadStatus if (s, LA.PAUSE) in LEAD_ALLOWED} == {L.IN_PROGRESS}
-    assert {s for s in LeadStatus if (s, LA.SKIP) in LEAD_ALLOWED} == {L.PENDING}
-    assert {s for (s, a) in LEAD_ALLOWED if a is LA.DISPATCH} == set(LEAD_DISPATCHABLE)
+def test_lead_table_rules() -> None:
+    sources = {a: {s for (s, act) in LEAD_MOVES if act is a} for a in LeadAction}
+    assert sources[LA.PAUSE] == {L.IN_PROGRESS}
+    assert sources[LA.SKIP] == {L.PENDING}
+    assert sources[LA.DISPATCH] == set(LEAD_DISPATCHABLE)
+    assert sources[LA.STOP] == sources[LA.COMPLETE] == set(LEAD_OPEN)
+    # Only the engine gives a claimed lead back, when its attempt never reached a channel.
+    assert {k: v for k, v in LEAD_MOVES.items() if k[1] is LA.UNDISPATCH} == {
+        (L.IN_PROGRESS, LA.UNDISPATCH): L.PENDING
+    }
+    assert not {s for (s, _) in LEAD_MOVES} & LEAD_TERMINAL
+    assert LEAD_OPEN | LEAD_TERMINAL == set(LeadStatus)
+    assert LEAD_OPEN.isdisjoint(LEAD_TERMINAL)
 
 
 # --- attempt -------------------------------------------------------------------------------
@@ -207,36 +207,43 @@ def test_attempt_status_only_moves_forward(current: AttemptStatus, new: AttemptS
 def test_attempt_statuses_partition() -> None:
     assert ATTEMPT_LIVE.isdisjoint(ATTEMPT_FINAL)
     assert ATTEMPT_LIVE | ATTEMPT_FINAL == set(AttemptStatus)
+    assert ATTEMPT_RINGING < ATTEMPT_DIALING < ATTEMPT_LIVE
+    assert ATTEMPT_LIVE - ATTEMPT_DIALING == {S.IN_PROGRESS}
+    assert ATTEMPT_UNANSWERED_END < ATTEMPT_FINAL
+    assert ATTEMPT_ANSWERED.isdisjoint(ATTEMPT_UNANSWERED_END | ATTEMPT_DIALING)
 
 
 # --- agent ---------------------------------------------------------------------------------
 
-AGENT_ALLOWED = {
-    (A.OFFLINE, A.AVAILABLE),
-    (A.AVAILABLE, A.OFFLINE),
-    (A.AVAILABLE, A.BREAK),
-    (A.BREAK, A.AVAILABLE),
-    (A.BREAK, A.OFFLINE),
-    (A.AVAILABLE, A.RESERVED),
-    (A.RESERVED, A.AVAILABLE),  # released (pause) or reservation expired
-    (A.RESERVED, A.ON_CALL),
-    (A.ON_CALL, A.WRAP_UP),
-    (A.WRAP_UP, A.AVAILABLE),
-    (A.WRAP_UP, A.BREAK),
-    (A.WRAP_UP, A.OFFLINE),
-}
 
-
-@pytest.mark.parametrize(("state", "to"), list(itertools.product(AgentState, AgentState)))
-def test_agent_transition_table(state: AgentState, to: AgentState) -> None:
+@pytest.mark.parametrize(
+    ("state", "to", "engine"), list(itertools.product(AgentState, AgentState, (False, True)))
+)
+def test_agent_transition_follows_the_table(
+    state: AgentState, to: AgentState, engine: bool
+) -> None:
+    moves = AGENT_ENGINE_MOVES if engine else AGENT_SELF_MOVES
     if state == to:
-        assert agent_transition(state, to) is None
-    elif (state, to) in AGENT_ALLOWED:
-        assert agent_transition(state, to) is to
+        assert agent_transition(state, to, engine=engine) is None
+    elif (state, to) in moves:
+        assert agent_transition(state, to, engine=engine) is to
     else:
         with pytest.raises(InvalidTransition) as info:
-            agent_transition(state, to)
+            agent_transition(state, to, engine=engine)
         assert (info.value.entity, info.value.state) == ("agent", state)
+
+
+def test_agent_table_rules() -> None:
+    # An agent asks only for available, offline or break, never from a call.
+    assert {to for (_, to) in AGENT_SELF_MOVES} == set(AGENT_SELF_STATES)
+    assert A.ON_CALL not in {s for (s, _) in AGENT_SELF_MOVES}
+    # The engine never sends an agent offline or on a break, and bridges only free agents.
+    assert not {to for (_, to) in AGENT_ENGINE_MOVES} & {A.OFFLINE, A.BREAK}
+    assert {s for (s, to) in AGENT_ENGINE_MOVES if to is A.ON_CALL} == set(AGENT_FREE)
+    # A call ends in wrap-up or, without one, available; only the engine ends it.
+    assert {to for (s, to) in AGENT_ENGINE_MOVES if s is A.ON_CALL} == {A.WRAP_UP, A.AVAILABLE}
+    # Every state is left somehow.
+    assert {s for (s, _) in AGENT_SELF_MOVES | AGENT_ENGINE_MOVES} == set(AgentState)
 
 
 def test_agent_cannot_pick_call_states_itself() -> None:
@@ -279,10 +286,13 @@ class CampaignMachine(RuleBasedStateMachine):
             # What the service does on pause/terminate: release reserved agents at once.
             for i, agent in enumerate(self.agents):
                 if agent is A.RESERVED:
-                    assert agent_transition(agent, A.AVAILABLE) is A.AVAILABLE
+                    assert agent_transition(agent, A.AVAILABLE, engine=True) is A.AVAILABLE
                     self.agents[i] = A.AVAILABLE
 
-    @rule(i=leads, action=st.sampled_from([a for a in LeadAction if a is not LA.DISPATCH]))
+    @rule(
+        i=leads,
+        action=st.sampled_from([a for a in LeadAction if a not in (LA.DISPATCH, LA.UNDISPATCH)]),
+    )
     def lead_action(self, i: int, action: LeadAction) -> None:
         try:
             new = lead_transition(self.leads[i], action)
@@ -309,12 +319,12 @@ class CampaignMachine(RuleBasedStateMachine):
         self.dispatched = True
         self.dispatches[self.state] += 1
 
-    @rule(i=agents, to=st.sampled_from(AgentState))
-    def agent_move(self, i: int, to: AgentState) -> None:
+    @rule(i=agents, to=st.sampled_from(AgentState), engine=st.booleans())
+    def agent_move(self, i: int, to: AgentState, engine: bool) -> None:
         if to is A.RESERVED and self.state is not C.RUNNING:
             return  # only a running campaign reserves agents
         try:
-            new = agent_transition(self.agents[i], to)
+            new = agent_transition(self.agents[i], to, engine=engine)
         except InvalidTransition as err:
             assert err.state is self.agents[i]
             return

@@ -1,5 +1,5 @@
 """Agents: engaged with one campaign at a time, released by a pause (on-call ones after
-wrap-up), then free to serve another campaign they are assigned to (DESIGN.md §3.4)."""
+wrap-up), then free to serve another campaign they are assigned to (docs/architecture.md §3.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Compliance on the whole engine (DESIGN.md §7): calling hours in the lead's local time,
+"""Compliance on the whole engine (docs/architecture.md §7): calling hours in the lead's local time,
 the do-not-call list checked at claim time, 72 h before an abandoned person is called again,
 and at least 15 s of ring before a no-answer."""
 
@@ -126,7 +126,8 @@ async def test_dnc_number_never_dialled_and_its_lead_stopped(db_url: str, tmp_pa
         await h.agents("a1")
         c = await h.campaign(sequence=voice_only(), agent_ids=["a1"])
         await h.service.leads.add(c.id, leads(4))
-        assert await h.service.leads.add_dnc([phone(1), "(212) 555-0003"], reason="asked") == 2
+        listed = await h.service.dnc.add([phone(1), "(212) 555-0003"], reason="asked")
+        assert (listed.added, listed.rejected) == (2, [])
         ids = await _lead_ids(h, c.id)
         await h.service.start(c.id, actor=ADMIN)
         await _run_to_completion(h, c.id)
@@ -157,7 +158,7 @@ async def test_number_listed_mid_campaign_is_not_redialled(db_url: str, tmp_path
             await h.tick()
             await h.advance(1)
         await h.advance(10)  # busy: a retry is due in 60 s
-        await h.service.leads.add_dnc([phone(0)])
+        await h.service.dnc.add([phone(0)])
         await _run_to_completion(h, c.id, step=20)
         assert len(h.voice.of(c.id)) == 1
         [lead_id] = (await _lead_ids(h, c.id)).values()

@@ -1,4 +1,4 @@
-"""A worker that lost contact with the control bus dispatches nothing (DESIGN.md §5)."""
+"""A worker that lost contact with the control bus dispatches nothing (docs/architecture.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Pause means nothing more goes out; resume means exactly where we left off (DESIGN.md §3)."""
+"""Pause means nothing more goes out; resume means exactly where we left off (docs/architecture.md
+§3)."""
 
 from __future__ import annotations
 

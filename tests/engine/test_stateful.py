@@ -1,6 +1,7 @@
 """Hypothesis drives the real service and engine through random control sequences.
 
-Invariants (STYLE.md §2): nothing is dispatched while a campaign is paused or after it was
+Invariants (docs/architecture.md §14.2): nothing is dispatched while a campaign is paused or after
+it was
 terminated; terminal states are forever; lead counts are conserved; the database's figures
 equal the carrier's own record.
 """

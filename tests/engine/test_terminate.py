@@ -1,5 +1,5 @@
 """Terminate: a separate, irreversible path with its steps recorded and in-flight work
-accounted for exactly (DESIGN.md §3)."""
+accounted for exactly (docs/architecture.md §3.3)."""
 
 from __future__ import annotations
 

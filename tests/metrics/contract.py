@@ -1,4 +1,5 @@
-"""The Prometheus contract of API.md: exposed sample name, type, labels (histograms add `le`
+"""The Prometheus contract of docs/api.md §12: exposed sample name, type, labels (histograms add
+`le`
 on their buckets). One list, checked against the registry and against a live /metrics."""
 
 from __future__ import annotations
