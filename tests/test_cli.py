@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,19 +17,17 @@ import pytest
 from aiohttp.test_utils import TestClient
 from typer.testing import CliRunner, Result
 
-from dialer.api.app import create_app
 from dialer.api.keys import ACCOUNTS, RUNTIME
-from dialer.channels.maildir import MaildirEmail
-from dialer.channels.simulated import SimProfile, SimulatedVoice
 from dialer.cli import app
 from dialer.clock import FakeClock
-from dialer.config import Settings
 from dialer.store.db import Database
 from dialer.usecases.accounts import Accounts, Principal
-from tests.conftest import run_async
-from tests.harness import MONDAY_10_NY, leads
+from tests.conftest import free_port, run_async, serve_process, stop_process
+from tests.harness import MONDAY_10_NY, ClientFactory, leads, world
+from tests.harness import app as dialer_app
 
 PASSWORD = "correct horse battery"
+DIALER = [sys.executable, "-m", "dialer.cli"]
 CLEAN_ENV = {"DIALER_URL": None, "DIALER_TOKEN": None, "DIALER_NEW_USER_PASSWORD": None}
 
 
@@ -103,15 +99,12 @@ def _db(db_url: str) -> dict[str, str | None]:
 
 @pytest.fixture
 async def server(
-    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], tmp_path: Path, db_url: str
+    aiohttp_client: ClientFactory, tmp_path: Path, db_url: str
 ) -> TestClient[Any, Any]:
     """A real HTTP server on a free port: the simulated carrier on a fake clock."""
-    clock = FakeClock(MONDAY_10_NY)
-    settings = Settings(database_url=db_url, worker_id="cli-test")
-    voice = SimulatedVoice(clock, SimProfile(), seed=3)
-    email = MaildirEmail(tmp_path / "maildir", clock)
+    w = world(tmp_path, seed=3)
     return await aiohttp_client(
-        create_app(settings, clock=clock, voice=voice, email=email, run_engine=False)
+        dialer_app(db_url, "cli-test", w.clock, voice=w.sim, email=w.email, bootstrap_token=None)
     )
 
 
@@ -168,17 +161,10 @@ async def test_campaign_commands_over_http(server: TestClient[Any, Any]) -> None
 
 
 def test_campaign_command_reports_an_unreachable_server() -> None:
-    port = _free_port()
+    port = free_port()
     env: dict[str, str | None] = {"DIALER_URL": f"http://127.0.0.1:{port}", "DIALER_TOKEN": "x"}
     result = cli("campaign", "list", env=env)
     assert result.exit_code == 1 and "cannot reach" in result.stderr
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _get(url: str, token: str | None = None) -> int:
@@ -191,58 +177,38 @@ def _get(url: str, token: str | None = None) -> int:
 
 
 def test_serve_starts_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")}
     env.update(
-        DIALER_PORT=str(port),
         DIALER_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}",
         DIALER_MAILDIR=str(tmp_path / "maildir"),
         DIALER_BOOTSTRAP_TOKEN="serve-test-secret-0123456789",
     )
-    base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "dialer.cli"]
-    with subprocess.Popen(
-        [*command, "serve"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True
-    ) as proc:
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert proc.poll() is None, "dialer serve exited early"
-                try:
-                    if _get(f"{base}/healthz") == 200:
-                        break
-                except OSError:
-                    pass
-                assert time.monotonic() < deadline, "dialer serve did not come up"
-                time.sleep(0.1)
-            assert _get(f"{base}/api/v1/campaigns", "serve-test-secret-0123456789") == 200
-            listed = subprocess.run(
-                [*command, "campaign", "list"],
-                env={**env, "DIALER_TOKEN": "serve-test-secret-0123456789"},
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
-            assert listed.returncode == 0 and listed.stdout.strip() == "no campaigns"
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=10) == 0
-            assert proc.stdout is not None
-            out = proc.stdout.read()
-            assert f"dialer serving on {base}" in out and "stopped" in out
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    with serve_process([*DIALER, "serve"], env, tmp_path) as served:
+        assert _get(f"{served.url}/healthz") == 200
+        assert _get(f"{served.url}/api/v1/campaigns", "serve-test-secret-0123456789") == 200
+        port = served.url.rsplit(":", 1)[1]  # the client finds the server as serve does
+        listed = subprocess.run(
+            [*DIALER, "campaign", "list"],
+            env={**env, "DIALER_PORT": port, "DIALER_TOKEN": "serve-test-secret-0123456789"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert listed.returncode == 0 and listed.stdout.strip() == "no campaigns"
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=10) == 0
+        out = served.log.read_text()
+        assert f"dialer serving on {served.url}" in out and "stopped" in out
 
 
 def test_demo_serves_with_a_generated_admin_token(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")}
     env.update(DIALER_PORT=str(port), DIALER_MAILDIR=str(tmp_path / "maildir"))
     args = ["demo", "--duration", "5", "--leads", "5", "--no-script"]
     with subprocess.Popen(
-        [sys.executable, "-m", "dialer.cli", *args],
+        [*DIALER, *args],
         env=env,
         cwd=tmp_path,  # the demo's SQLite file goes here
         stdout=subprocess.PIPE,
@@ -262,6 +228,4 @@ def test_demo_serves_with_a_generated_admin_token(tmp_path: Path) -> None:
             rest = proc.stdout.read()
             assert "running" in rest and "demo stopped; paused: c_" in rest
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)

@@ -1,5 +1,8 @@
 """An API client against the real app: a real database, the simulated carrier on a fake
-clock, the engine driven by the test (`api.tick()`), bearer tokens for each role."""
+clock, the engine driven by the test (`api.tick()`), bearer tokens for each role.
+
+The world (clock, carrier, Maildir, app) is tests/harness.py's; `AppClient` is what every
+HTTP rig here shares (this `Api`, the Twilio rigs)."""
 
 from __future__ import annotations
 
@@ -11,26 +14,23 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from dialer.api.app import create_app
 from dialer.api.keys import ACCOUNTS, RUNTIME
-from dialer.channels.maildir import MaildirEmail
 from dialer.channels.simulated import SimProfile, SimulatedVoice
 from dialer.clock import FakeClock
-from dialer.config import Settings
 from dialer.runtime import Runtime
-from tests.harness import MONDAY_10_NY
+from tests.harness import BOOTSTRAP, ClientFactory, Driver, app, campaign_body, sqlite_url, world
 from tests.recording import RecordingVoice
 
-BOOTSTRAP = "test-bootstrap-secret-0123456789"
+__all__ = ["BOOTSTRAP", "Api", "ApiFactory", "AppClient", "ClientFactory", "api", "make_api"]
 
 
 @dataclass
-class Api:
+class AppClient(Driver):
+    """The app behind `client` on `clock`; requests carry a role's bearer token."""
+
     client: TestClient[Any, Any]
     clock: FakeClock
-    sim: SimulatedVoice
-    voice: RecordingVoice
-    tokens: dict[str, str] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=lambda: {"admin": BOOTSTRAP}, kw_only=True)
 
     @property
     def runtime(self) -> Runtime:
@@ -49,21 +49,17 @@ class Api:
         body = await resp.json() if resp.content_type == "application/json" else await resp.text()
         return resp.status, body
 
-    async def tick(self) -> Any:
-        return await self.runtime.engine.tick()
+
+@dataclass
+class Api(AppClient):
+    sim: SimulatedVoice
+    voice: RecordingVoice
 
     async def campaign(self, **overrides: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "name": "API campaign",
-            "sequence": [
-                {"channel": "voice", "max_attempts": 2, "retry_delay_seconds": 60},
-                {"channel": "email", "delay_seconds": 3600, "subject": "Hi", "body": "Hello"},
-            ],
-            "caller_ids": ["+14155550100"],
-            "sender": {"email": "sales@example.com", "name": "Sales"},
-            "pacing": {"mode": "agentless", "agentless_capacity": 5, "calls_per_second": 50},
-        }
-        body.update(overrides)
+        pacing = {"mode": "agentless", "agentless_capacity": 5, "calls_per_second": 50}
+        body = campaign_body(
+            "API campaign", {"subject": "Hi", "body": "Hello"}, overrides, pacing=pacing
+        )
         status, out = await self.call("POST", "/api/v1/campaigns", json=body)
         assert status == 201, out
         return dict(out)
@@ -73,31 +69,18 @@ ApiFactory = Callable[..., Awaitable[Api]]
 
 
 @pytest.fixture
-async def make_api(
-    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], tmp_path: Path
-) -> AsyncIterator[ApiFactory]:
+async def make_api(aiohttp_client: ClientFactory, tmp_path: Path) -> AsyncIterator[ApiFactory]:
     async def make(db_url: str | None = None, profile: SimProfile | None = None) -> Api:
-        clock = FakeClock(MONDAY_10_NY)
-        sim = SimulatedVoice(clock, profile or SimProfile(), seed=3)
-        voice = RecordingVoice(sim)
-        settings = Settings(
-            database_url=db_url or f"sqlite+aiosqlite:///{tmp_path / 'api.db'}",
-            bootstrap_token=BOOTSTRAP,  # type: ignore[arg-type]
-            worker_id="api-test",
+        w = world(tmp_path, profile=profile, seed=3)
+        db_url = db_url or sqlite_url(tmp_path, "api")
+        client = await aiohttp_client(
+            app(db_url, "api-test", w.clock, voice=w.voice, email=w.email)
         )
-        app = create_app(
-            settings,
-            clock=clock,
-            voice=voice,
-            email=MaildirEmail(tmp_path / "maildir", clock),
-            run_engine=False,
-        )
-        client = await aiohttp_client(app)
-        api = Api(client, clock, sim, voice, {"admin": BOOTSTRAP})
+        api = Api(client, w.clock, w.sim, w.voice)
         accounts = client.app[ACCOUNTS]
         for role in ("supervisor", "viewer"):
             api.tokens[role], _ = await accounts.create_token(role, name=f"{role}-test")
-        await client.app[RUNTIME].service.agents.create("Agent One", agent_id="a1")
+        await api.service.agents.create("Agent One", agent_id="a1")
         api.tokens["agent"], _ = await accounts.create_token("agent", agent_id="a1")
         return api
 

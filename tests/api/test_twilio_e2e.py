@@ -14,23 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from dialer.api.app import create_app
-from dialer.api.keys import RUNTIME
 from dialer.channels.maildir import MaildirEmail
 from dialer.channels.twilio import TwilioVoice
 from dialer.clock import FakeClock
-from dialer.config import Settings
 from dialer.domain.states import AgentState
-from dialer.runtime import Runtime
 from dialer.store.models import Attempt, Lead
-from tests.api.conftest import BOOTSTRAP
+from tests.api.conftest import AppClient
 from tests.conftest import free_port
 from tests.fakes.twilio_server import FakeCall, FakeTwilio
-from tests.harness import MONDAY_10_NY, leads
+from tests.harness import MONDAY_10_NY, ClientFactory, app, leads, sqlite_url
 
 AGENTS = [f"a{i}" for i in range(1, 6)]
 # Lead i's calls, in order (the last repeats): humans, machines, retried busy / no-answer.
@@ -38,26 +33,13 @@ SCRIPTS = [["human"], ["machine"], ["busy", "human"], ["no-answer", "human"], ["
 
 
 @dataclass
-class Rig:
-    client: TestClient[Any, Any]
-    clock: FakeClock
+class Rig(AppClient):
     fake: FakeTwilio
     campaign: str = ""
 
-    @property
-    def rt(self) -> Runtime:
-        return self.client.app[RUNTIME]
-
-    async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {BOOTSTRAP}"}
-        resp = await self.client.request(method, path, headers=headers, **kwargs)
-        return resp.status, await resp.json()
-
     async def run(self, seconds: float, step: float = 2.0) -> None:
         """Tick the engine every `step` seconds of virtual time (the fake runs in between)."""
-        for _ in range(int(seconds / step)):
-            await self.rt.engine.tick()
-            await self.clock.advance(step)
+        await super().run(seconds, step)
 
     async def run_until_state(self, *states: str, limit: float = 3600) -> None:
         for _ in range(int(limit / 20)):
@@ -99,7 +81,7 @@ class Rig:
         return [c for c in self.fake.calls.values() if not c.agent_leg]
 
     async def attempts(self) -> dict[str, Attempt]:
-        async with self.rt.db.reader() as s:
+        async with self.runtime.db.reader() as s:
             rows = (await s.scalars(select(Attempt).where(Attempt.carrier_id.is_not(None)))).all()
             return {a.carrier_id or "": a for a in rows}
 
@@ -117,9 +99,7 @@ RigFactory = Callable[..., Awaitable[Rig]]
 
 
 @pytest.fixture
-async def make_rig(
-    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], tmp_path: Path
-) -> AsyncIterator[RigFactory]:
+async def make_rig(aiohttp_client: ClientFactory, tmp_path: Path) -> AsyncIterator[RigFactory]:
     fakes: list[FakeTwilio] = []
 
     async def make(name: str = "e2e", account_cps: float = 100.0, **fake_options: Any) -> Rig:
@@ -128,26 +108,24 @@ async def make_rig(
         fakes.append(fake)
         api_base = await fake.start()
         port = free_port()  # the app's own URL is the public base URL the fake calls
-        settings = Settings(
-            database_url=f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}",
-            bootstrap_token=BOOTSTRAP,  # type: ignore[arg-type]
-            worker_id=name,
+        dialer = app(
+            sqlite_url(tmp_path, name),
+            name,
+            clock,
+            email=MaildirEmail(tmp_path / f"{name}-maildir", clock),
             voice_provider="twilio",
             twilio_account_sid=fake.account_sid,
-            twilio_auth_token=fake.auth_token,  # type: ignore[arg-type]
+            twilio_auth_token=fake.auth_token,
             twilio_api_base=api_base,
             public_base_url=f"http://127.0.0.1:{port}",
             # Set above the fake's real CPS by default, so calls queue at "Twilio" and the
             # tests can see pause and terminate cancel them there.
             twilio_calls_per_second=account_cps,
         )
-        email = MaildirEmail(tmp_path / f"{name}-maildir", clock)
-        app = create_app(settings, clock=clock, email=email, run_engine=False)
-        client = await aiohttp_client(app, server_kwargs={"port": port})
-        rig = Rig(client, clock, fake)
-        assert isinstance(rig.rt.engine.d.voice, TwilioVoice)  # chosen by make_voice
+        rig = Rig(await aiohttp_client(dialer, server_kwargs={"port": port}), clock, fake)
+        assert isinstance(rig.runtime.engine.d.voice, TwilioVoice)  # chosen by make_voice
         for agent in AGENTS:
-            await rig.rt.service.agents.create(agent.upper(), agent_id=agent, state="available")
+            await rig.service.agents.create(agent.upper(), agent_id=agent, state="available")
         return rig
 
     yield make
@@ -171,7 +149,7 @@ async def test_a_campaign_runs_to_completion_and_figures_match_the_carrier(
     stats = await finish(rig, 50)
     customers = rig.customer_calls()
     attempts = await rig.attempts()
-    message = rig.rt.engine.d.tuning.abandon_message
+    message = rig.runtime.engine.abandon_message
     assert stats["leads"]["completed"] == 50
     assert all(c.final for c in rig.fake.calls.values())
 
@@ -211,7 +189,7 @@ async def test_a_campaign_runs_to_completion_and_figures_match_the_carrier(
 async def pause_or_terminate(rig: Rig, action: str) -> dict[str, Any]:
     """Dial 5 (CPS 1 at the fake: 2 ringing, 3 queued), then pause or terminate."""
     await rig.start(20)
-    await rig.rt.engine.tick()
+    await rig.runtime.engine.tick()
     await rig.clock.advance(1.5)
     assert [c.status for c in rig.customer_calls()] == ["ringing"] * 2 + ["queued"] * 3
     body = {"confirm": rig.campaign} if action == "terminate" else {}
@@ -257,7 +235,7 @@ async def test_terminate_cancels_queued_calls_and_is_irreversible(make_rig: RigF
 
 async def final_state(rig: Rig) -> tuple[Any, ...]:
     stats = await finish(rig, 25)
-    async with rig.rt.db.reader() as s:
+    async with rig.runtime.db.reader() as s:
         people = {lead.id: lead for lead in (await s.scalars(select(Lead))).all()}
         rows = (await s.scalars(select(Attempt).order_by(Attempt.id))).all()
     per_lead: dict[str, list[tuple[Any, ...]]] = {}
@@ -289,9 +267,9 @@ async def test_the_account_cps_caps_every_campaign(make_rig: RigFactory) -> None
     nothing piles up in Twilio's queue."""
     rig = await make_rig("capped", account_cps=1, calls_per_second=1)
     await rig.start(20)
-    await rig.rt.engine.tick()
+    await rig.runtime.engine.tick()
     assert len(rig.customer_calls()) == 1
     await rig.clock.advance(1)
-    await rig.rt.engine.tick()
+    await rig.runtime.engine.tick()
     assert len(rig.customer_calls()) == 2
     assert [c.status for c in rig.customer_calls()].count("queued") <= 1

@@ -8,28 +8,22 @@ from __future__ import annotations
 
 import itertools
 import xml.etree.ElementTree as ET
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from dialer.api.app import create_app
-from dialer.api.keys import RUNTIME
 from dialer.channels.base import CallEvent, CallEventSink, DialRequest
 from dialer.channels.maildir import MaildirEmail
 from dialer.clock import FakeClock
-from dialer.config import Settings
-from dialer.runtime import Runtime
 from dialer.store.models import Attempt
-from tests.api.conftest import BOOTSTRAP
+from tests.api.conftest import AppClient
 from tests.fakes.twilio_model import rfc2822
-from tests.harness import MONDAY_10_NY, leads
+from tests.harness import MONDAY_10_NY, ClientFactory, app, leads, sqlite_url
 
 TOKEN = "webhook-test-auth-token"
 PUBLIC = "https://dialer.example.com"  # what Twilio calls; the test client's host differs
@@ -64,15 +58,10 @@ class SpyVoice:
 
 
 @dataclass
-class Hooks:
-    client: TestClient[Any, Any]
+class Hooks(AppClient):
     voice: SpyVoice
     campaign: str = ""
     attempts: list[int] = field(default_factory=list)
-
-    @property
-    def rt(self) -> Runtime:
-        return self.client.app[RUNTIME]
 
     async def post(
         self,
@@ -100,7 +89,7 @@ class Hooks:
         return code
 
     async def attempt(self, attempt_id: int) -> Attempt:
-        async with self.rt.db.session() as s:
+        async with self.runtime.db.session() as s:
             a = await s.get(Attempt, attempt_id)
             assert a is not None
             s.expunge(a)
@@ -108,8 +97,7 @@ class Hooks:
 
     async def stats(self) -> dict[str, Any]:
         resp = await self.client.get(
-            f"/api/v1/campaigns/{self.campaign}/stats",
-            headers={"Authorization": f"Bearer {BOOTSTRAP}"},
+            f"/api/v1/campaigns/{self.campaign}/stats", headers=self.auth()
         )
         assert resp.status == 200
         calls: dict[str, Any] = (await resp.json())["calls"]
@@ -121,27 +109,20 @@ def sid(attempt: int) -> str:
 
 
 @pytest.fixture
-async def hooks(
-    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], tmp_path: Path
-) -> Hooks:
+async def hooks(aiohttp_client: ClientFactory, tmp_path: Path) -> Hooks:
     clock = FakeClock(MONDAY_10_NY)
     voice = SpyVoice()
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'hooks.db'}",
-        bootstrap_token=BOOTSTRAP,  # type: ignore[arg-type]
-        twilio_auth_token=TOKEN,  # type: ignore[arg-type]
-        public_base_url=PUBLIC + "/",
-        worker_id="hooks",
-    )
-    app = create_app(
-        settings,
-        clock=clock,
-        voice=voice,
+    dialer = app(
+        sqlite_url(tmp_path, "hooks"),
+        "hooks",
+        clock,
         email=MaildirEmail(tmp_path / "maildir", clock),
-        run_engine=False,
+        voice=voice,
+        twilio_auth_token=TOKEN,
+        public_base_url=PUBLIC + "/",
     )
-    h = Hooks(await aiohttp_client(app), voice)
-    service = h.rt.service
+    h = Hooks(await aiohttp_client(dialer), clock, voice)
+    service = h.runtime.service
     body = {
         "name": "Webhooks",
         "sequence": [{"channel": "voice", "max_attempts": 1}],
@@ -152,8 +133,8 @@ async def hooks(
     h.campaign = c.id
     await service.leads.add(c.id, leads(25))
     await service.start(c.id, actor="admin:test")
-    await h.rt.engine.tick()
-    async with h.rt.db.session() as s:
+    await h.tick()
+    async with h.runtime.db.session() as s:
         h.attempts = sorted((await s.scalars(select(Attempt.id))).all())
     assert len(h.attempts) == 25
     return h
@@ -256,7 +237,7 @@ async def test_amd_machine_after_the_answer_gets_the_message(hooks: Hooks) -> No
     assert (await hooks.post("amd", attempt, amd))[0] == 204
     assert (await hooks.post("amd", attempt, amd))[0] == 204  # once only
     assert (await hooks.attempt(attempt)).answered_by == "machine"
-    message = hooks.rt.engine.d.tuning.abandon_message
+    message = hooks.runtime.engine.abandon_message
     assert hooks.voice.hangups == [(sid(attempt), message)]
 
     # An AMD result before any status: the call is answered, by a human.
@@ -275,7 +256,7 @@ async def test_voice_webhook_answers_with_the_conference_or_the_message(hooks: H
     conference = ET.fromstring(text).find("./Dial/Conference")
     assert conference is not None and conference.text == f"dialer-{sid(attempt)}"
 
-    message = hooks.rt.engine.d.tuning.abandon_message
+    message = hooks.runtime.engine.abandon_message
     unknown = {"CallSid": "CA" + "9" * 32, "CallStatus": "in-progress"}
     for target, form in ((999_999, unknown), (hooks.attempts[1], unknown), ("x", unknown)):
         status, text = await hooks.post("voice", target, form)
