@@ -1,5 +1,4 @@
-"""Settings, read once at the edge (CLI / app factory) and passed down (docs/architecture.md
-§14.6)."""
+"""Settings, read once at the edge (CLI, app factory), passed down (docs/architecture.md §14.6)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Logs through `dialer.logs.configure()` during a short campaign: lifecycle events are there,
-and no lead's phone number or email, no token, password or session secret is (docs/architecture.md
-§14.10).
+and no lead's phone number or email, no token, password or session secret is
+(docs/architecture.md §14.10).
 
 Everything is captured after the configured formatter ran (what would reach stderr), at DEBUG.
 """

@@ -1,5 +1,4 @@
-"""The application factory: one aiohttp app that owns every resource (docs/architecture.md
-§14.7)."""
+"""The application factory: one aiohttp app owning every resource (docs/architecture.md §14.7)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The control bus: how a campaign's state change reaches every engine (docs/architecture.md §4,
-§12).
+"""The control bus: how a campaign's state change reaches every engine
+(docs/architecture.md §4, §12).
 
 A control message carries the campaign's state and its fencing `version`. `publish` is the
 pause fence: when it returns, every subscriber of this process has handled the message, so

@@ -1,9 +1,9 @@
 """Validation, normalisation and masking of a lead's contact data.
 
-Errors name the offending field so the API and the lead import can report it (docs/architecture.md
-§13).
-Masking is for logs: phone numbers and emails never appear there in full (docs/architecture.md
-§14.10).
+Errors name the offending field so the API and the lead import can report it
+(docs/architecture.md §13).
+Masking is for logs: phone numbers and emails never appear there in full
+(docs/architecture.md §14.10).
 """
 
 from __future__ import annotations

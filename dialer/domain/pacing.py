@@ -7,8 +7,8 @@ overflow the agents who can take them by no more than an abandon budget. The ans
 lines are Binomial(n, answer_rate); the agents able to take them are the free ones, those
 whose wrap-up ends within the expected ring time, and the expected share of agents on a call
 that ends (plus its wrap-up) within that ring time. The budget comes from the campaign's
-abandon cap minus the abandon rate it already has over the rolling window (docs/architecture.md
-§7.3), so
+abandon cap minus the abandon rate it already has over the rolling window
+(docs/architecture.md §7.3), so
 the ratio adapts: it rises while the campaign is well under its cap and falls back to one line
 per free agent (progressive) at the cap, or while there is too little data to trust.
 """

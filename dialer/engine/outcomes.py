@@ -196,8 +196,7 @@ class Outcomes:
         return True
 
     async def check_abandons(self, now: float) -> int:
-        """Answered by a person, no agent within the grace time: abandoned (docs/architecture.md
-        §7.3)."""
+        """A person answered, no agent within the grace: abandoned (docs/architecture.md §7.3)."""
         grace = self.d.tuning.answer_grace_seconds
         async with self.d.db.session() as s:
             waiting = await attempt_store.waiting_for_agent(s)

@@ -1,5 +1,5 @@
-"""The Prometheus metrics of docs/api.md §12, on a registry owned by one app (docs/architecture.md
-§11).
+"""The Prometheus metrics of docs/api.md §12, on a registry owned by one app
+(docs/architecture.md §11).
 
 Each `Metrics` has its own `CollectorRegistry`, so two apps in one process (tests) never
 share figures. Label values come only from closed sets, plus the campaign id.

@@ -1,5 +1,4 @@
-"""Pause means nothing more goes out; resume means exactly where we left off (docs/architecture.md
-§3)."""
+"""Pause: nothing more goes out; resume: exactly where we left off (docs/architecture.md §3)."""
 
 from __future__ import annotations
 
