@@ -261,7 +261,7 @@ class LiveHub:
     async def _push_stats(self) -> None:
         changed, self._changed = self._changed, set()
         async with self._reader.snapshot() as s:
-            camps = await campaign_store.in_states_or_ids(s, LIVE_STATES, changed)
+            camps = await campaign_store.in_states(s, LIVE_STATES, changed)
             figures = [(c, StatsOut.of(await campaign_stats(s, c))) for c in camps]
         fresh: list[LiveEvent] = []
         for c, stats in figures:

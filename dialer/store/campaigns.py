@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.domain.campaign import Channel
@@ -22,14 +22,6 @@ async def list_campaigns(
     if archived is not None:
         stmt = stmt.where(Campaign.archived.is_(archived))
     return list((await session.scalars(stmt)).all())
-
-
-async def in_states_or_ids(
-    session: AsyncSession, states: Iterable[str], ids: Iterable[str]
-) -> list[Campaign]:
-    """Campaigns in any of `states`, and those named in `ids` whatever their state."""
-    wanted = Campaign.state.in_(tuple(states)) | Campaign.id.in_(tuple(ids))
-    return list(await session.scalars(select(Campaign).where(wanted)))
 
 
 async def in_flight(session: AsyncSession, campaign_id: str) -> list[Attempt]:
@@ -63,8 +55,14 @@ async def get(session: AsyncSession, campaign_id: str, *, lock: bool = False) ->
     return (await session.scalars(stmt)).first()
 
 
-async def in_states(session: AsyncSession, states: Iterable[str]) -> list[Campaign]:
-    rows = await session.scalars(select(Campaign).where(Campaign.state.in_(tuple(states))))
+async def in_states(
+    session: AsyncSession, states: Iterable[str], ids: Iterable[str] = ()
+) -> list[Campaign]:
+    """Campaigns in any of `states`, and those named in `ids` whatever their state."""
+    wanted = [Campaign.state.in_(tuple(states))]
+    if ids := tuple(ids):
+        wanted.append(Campaign.id.in_(ids))
+    rows = await session.scalars(select(Campaign).where(or_(*wanted)))
     return list(rows.all())
 
 
