@@ -1,12 +1,19 @@
 """Structured logs: one line per lifecycle event, ids bound, phone numbers and email
-addresses masked wherever they appear (docs/architecture.md §14.10, §13)."""
+addresses masked wherever they appear (docs/architecture.md §14.10, §13).
+
+Repeated identical warnings and errors are collapsed (`CollapseRepeats`, §15.1): during an
+outage a loop that fails every tick logs its first failure, then one line with a count.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+import threading
+import time
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -49,6 +56,113 @@ def mask_processor(
     return event
 
 
+COLLAPSE_SECONDS = 10.0
+_Key = tuple[str, str, str | None]  # logger, event, exception type
+
+
+@dataclass
+class _Window:
+    started: float
+    levelno: int
+    event: str
+    suppressed: int = 0
+
+
+class CollapseRepeats(logging.Filter):
+    """A handler filter: the same (logger, event, exception type) at WARNING or above is
+    let through once per `interval` seconds; the copies in between are counted, and one
+    line "<event> repeated N times in the last T s" (fields `repeated`, `seconds`) goes out
+    when the window has ended, before the next record to pass this handler (docs/architecture.md
+    §15.1). Any logger, stdlib or structlog; INFO and below are never touched."""
+
+    def __init__(
+        self,
+        interval: float = COLLAPSE_SECONDS,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        level: int = logging.WARNING,
+    ) -> None:
+        super().__init__()
+        self.interval = interval
+        self.level = level
+        self.clock = clock  # settable: tests inject a fake one
+        self._windows: dict[_Key, _Window] = {}
+        self._lock = threading.Lock()
+        self._handler: logging.Handler | None = None
+        self._emitting = threading.local()  # the summary this thread is handing to the handler
+
+    def install(self, handler: logging.Handler) -> CollapseRepeats:
+        """Filter `handler`'s records; summaries are emitted through it."""
+        self._handler = handler
+        handler.addFilter(self)
+        return self
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(self._emitting, "record", None) is record:
+            return True
+        now = self.clock()
+        with self._lock:
+            due = self._expired(now)
+            keep = True
+            if record.levelno >= self.level:
+                key = _key(record)
+                window = self._windows.get(key)
+                if window is None:
+                    self._windows[key] = _Window(now, record.levelno, key[1])
+                else:
+                    window.suppressed += 1
+                    keep = False
+        for key, window in due:
+            self._summarise(key, window, now)
+        return keep
+
+    def flush(self) -> None:
+        """Emit the summaries of every open window now (at shutdown, say)."""
+        now = self.clock()
+        with self._lock:
+            due = [(k, w) for k, w in self._windows.items() if w.suppressed]
+            self._windows.clear()
+        for key, window in due:
+            self._summarise(key, window, now)
+
+    def _expired(self, now: float) -> list[tuple[_Key, _Window]]:
+        done = [(k, w) for k, w in self._windows.items() if now - w.started >= self.interval]
+        for k, _ in done:
+            del self._windows[k]
+        return [(k, w) for k, w in done if w.suppressed]
+
+    def _summarise(self, key: _Key, window: _Window, now: float) -> None:
+        if self._handler is None:
+            return
+        seconds = round(now - window.started)
+        record = logging.LogRecord(
+            key[0],
+            window.levelno,
+            __file__,
+            0,
+            f"{window.event} repeated {window.suppressed} times in the last {seconds} s",
+            None,
+            None,
+        )
+        record.repeated = window.suppressed
+        record.seconds = seconds
+        if key[2] is not None:
+            record.exception_type = key[2]
+        self._emitting.record = record
+        try:
+            self._handler.handle(record)
+        finally:
+            self._emitting.record = None
+
+
+def _key(record: logging.LogRecord) -> _Key:
+    msg = record.msg
+    # A structlog logger's record carries its event dict; a stdlib one its format string.
+    event = str(msg.get("event", "")) if isinstance(msg, dict) else str(msg)
+    exc = record.exc_info[0].__name__ if record.exc_info and record.exc_info[0] else None
+    return record.name, event, exc
+
+
 def configure(level: str = "INFO", *, json: bool = False) -> None:
     """Route stdlib and structlog records through one masking renderer on stderr."""
     shared: list[Any] = [
@@ -80,6 +194,7 @@ def configure(level: str = "INFO", *, json: bool = False) -> None:
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
+    CollapseRepeats().install(handler)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

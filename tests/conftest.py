@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-import pwd
 import secrets
 import shutil
 import socket
@@ -27,6 +26,8 @@ import asyncpg
 import pytest
 import redis
 from sqlalchemy.engine import URL, make_url
+
+from tests.pg_cluster import PgCluster, PgClusterError
 
 POSTGRES_ENV = "DIALER_TEST_POSTGRES_URL"
 POSTGRES_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -144,41 +145,6 @@ async def _postgres_admin_url(url: str) -> str | None:
     pytest.fail(f"{POSTGRES_ENV}: neither the database of {url} nor `postgres` exists")
 
 
-def _postgres_bin_dir() -> Path:
-    candidates: list[Path] = []
-    if found := shutil.which("initdb"):
-        candidates.append(Path(found).resolve().parent)
-    versions = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True
-    )
-    candidates.extend(versions)
-    for d in candidates:
-        if (d / "initdb").exists() and (d / "pg_ctl").exists():
-            return d
-    pytest.fail(
-        "PostgreSQL is not reachable and initdb/pg_ctl are not installed: run `make setup` "
-        f"(scripts/services.sh) or set {POSTGRES_ENV}"
-    )
-
-
-def _as_postgres_user(cmd: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root: run `cmd` as the `postgres` user then."""
-    if os.geteuid() != 0:
-        return cmd
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        pytest.fail("running as root and there is no `postgres` user to run initdb as")
-    return ["runuser", "-u", "postgres", "--", *cmd]
-
-
-def _run(cmd: list[str], what: str, log: Path | None = None) -> None:
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    if result.returncode != 0:
-        extra = log.read_text(errors="replace") if log and log.exists() else ""
-        pytest.fail(f"{what} failed ({result.returncode}):\n{result.stdout}{result.stderr}{extra}")
-
-
 @pytest.fixture(scope="session")
 def _postgres_server() -> Iterator[str]:
     """An admin URL of a reachable server: the configured one, or a throwaway cluster."""
@@ -187,25 +153,33 @@ def _postgres_server() -> Iterator[str]:
     if admin is not None:
         yield admin
         return
-    bin_dir = _postgres_bin_dir()
     base = Path(tempfile.mkdtemp(prefix="dialer-pg-"))
-    data, log = base / "data", base / "server.log"
     try:
-        if os.geteuid() == 0:
-            shutil.chown(base, "postgres", "postgres")
-        init = [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"]
-        _run(_as_postgres_user([*init, "--no-sync", "-E", "UTF8", "--no-locale"]), "initdb")
-        port = free_port()
-        options = f"-p {port} -h 127.0.0.1 -k {base} -c fsync=off -c full_page_writes=off"
-        ctl = [str(bin_dir / "pg_ctl"), "-D", str(data)]
-        start = [*ctl, "-l", str(log), "-w", "-t", "60", "-o", options, "start"]
-        _run(_as_postgres_user(start), "pg_ctl start", log)
-        try:
-            yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
-        finally:
-            _run(_as_postgres_user([*ctl, "-m", "immediate", "-w", "stop"]), "pg_ctl stop")
+        with _cluster(base, f"PostgreSQL is not reachable at {POSTGRES_ENV}") as cluster:
+            yield cluster.url
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_cluster(tmp_path: Path) -> Iterator[PgCluster]:
+    """A started PostgreSQL cluster of this test's own on a free port, that the test may
+    `stop()`, `start()` and `restart()` (docs/architecture.md §15.1); gone afterwards."""
+    with _cluster(tmp_path / "pg", "pg_cluster") as cluster:
+        yield cluster
+
+
+@contextmanager
+def _cluster(root: Path, why: str) -> Iterator[PgCluster]:
+    try:
+        cluster = PgCluster(root, free_port())
+        cluster.start()
+    except PgClusterError as exc:
+        pytest.fail(f"{why}: could not start a cluster of our own: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.close()
 
 
 async def _execute(url: str, sql: str) -> None:

@@ -19,6 +19,7 @@ import structlog
 
 from dialer import logs
 from dialer.channels.simulated import SimProfile
+from dialer.clock import FakeClock
 from dialer.usecases.accounts import Accounts
 from tests.harness import ADMIN, harness, leads
 
@@ -133,3 +134,117 @@ def test_exception_text_is_masked(captured: io.StringIO, as_json: bool) -> None:
     text = captured.getvalue()
     assert "request.failed" in text and "ValueError" in text
     assert phone not in text and phone[1:] not in text and email not in text, text
+
+
+# --- Repeated errors are collapsed (docs/architecture.md §15.1) ------------------------------
+
+
+class Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def lines(self) -> list[str]:
+        return [r.getMessage() for r in self.records]
+
+
+@pytest.fixture
+def collapsing() -> Iterator[tuple[logging.Logger, Kept, logs.CollapseRepeats, FakeClock]]:
+    clock = FakeClock(1000.0)
+    kept = Kept()
+    collapse = logs.CollapseRepeats(10.0, clock=clock.now).install(kept)
+    logger = logging.getLogger("dialer.test.collapse")
+    handlers, propagate, level = logger.handlers[:], logger.propagate, logger.level
+    logger.handlers[:], logger.propagate = [kept], False
+    logger.setLevel(logging.DEBUG)
+    yield logger, kept, collapse, clock
+    logger.handlers[:], logger.propagate = handlers, propagate
+    logger.setLevel(level)
+
+
+def _fail(logger: logging.Logger, event: str, exc: Exception) -> None:
+    try:
+        raise exc
+    except type(exc):
+        logger.exception(event)
+
+
+async def test_identical_errors_are_logged_once_per_interval_with_a_count(
+    collapsing: tuple[logging.Logger, Kept, logs.CollapseRepeats, FakeClock],
+) -> None:
+    logger, kept, _, clock = collapsing
+    for _ in range(50):
+        _fail(logger, "engine tick failed", ConnectionRefusedError(111, "refused"))
+        await clock.advance(0.1)
+    assert kept.lines() == ["engine tick failed"]
+    assert kept.records[0].exc_info is not None  # the first keeps its traceback
+    await clock.advance(5.0)  # the 10 s window has ended
+    logger.info("attempt.dispatched")
+    summary, info = kept.records[1:]
+    assert summary.getMessage() == "engine tick failed repeated 49 times in the last 10 s"
+    assert summary.levelno == logging.ERROR and summary.exc_info is None
+    assert (summary.repeated, summary.exception_type) == (49, "ConnectionRefusedError")  # type: ignore[attr-defined]
+    assert info.getMessage() == "attempt.dispatched"
+    # A new window: the next failure is logged in full again.
+    _fail(logger, "engine tick failed", ConnectionRefusedError(111, "refused"))
+    assert kept.lines()[-1] == "engine tick failed" and kept.records[-1].exc_info is not None
+
+
+async def test_only_identical_warnings_and_errors_collapse(
+    collapsing: tuple[logging.Logger, Kept, logs.CollapseRepeats, FakeClock],
+) -> None:
+    logger, kept, collapse, clock = collapsing
+    for _ in range(3):
+        logger.info("attempt.dispatched")  # INFO: lifecycle lines are never collapsed
+        _fail(logger, "live.poll_failed", ConnectionRefusedError(111, "refused"))
+        _fail(logger, "live.poll_failed", KeyError("bug"))  # another exception type
+        logger.warning("request.unavailable")
+        logging.getLogger("dialer.test.collapse.other").warning("request.unavailable")
+        await clock.advance(1)
+    assert kept.lines().count("attempt.dispatched") == 3
+    assert kept.lines().count("live.poll_failed") == 2
+    assert kept.lines().count("request.unavailable") == 2  # one per logger
+    assert len(kept.records) == 3 + 2 + 2
+    # The same line after its window is not counted into the old one.
+    await clock.advance(10)
+    logger.warning("request.unavailable")
+    assert kept.lines()[-1] == "request.unavailable"
+    summaries = [line for line in kept.lines() if "repeated" in line]
+    assert sorted(summaries) == [
+        "live.poll_failed repeated 2 times in the last 13 s",
+        "live.poll_failed repeated 2 times in the last 13 s",
+        "request.unavailable repeated 2 times in the last 13 s",
+        "request.unavailable repeated 2 times in the last 13 s",
+    ]
+    logger.error("once")
+    logger.error("once")
+    collapse.flush()  # at shutdown: what is pending goes out now
+    assert kept.lines()[-2:] == ["once", "once repeated 1 times in the last 0 s"]
+
+
+async def test_configured_logging_collapses_a_flood(captured: io.StringIO) -> None:
+    """Through `logs.configure()`: what reaches stderr is one traceback and one count."""
+    logs.configure("INFO", json=True)
+    (handler,) = logging.getLogger().handlers
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(captured)
+    (collapse,) = [f for f in handler.filters if isinstance(f, logs.CollapseRepeats)]
+    clock = FakeClock(0.0)
+    collapse.clock = clock.now
+    engine = logging.getLogger("dialer.engine.engine")
+    for _ in range(100):
+        _fail(engine, "engine tick failed", OSError(111, "Connect call failed"))
+        await clock.advance(0.1)
+    await clock.advance(1)
+    logging.getLogger("dialer.api.live").info("live.poll_recovered")
+    lines = [json.loads(line) for line in captured.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == [
+        "engine tick failed",
+        "engine tick failed repeated 99 times in the last 11 s",
+        "live.poll_recovered",
+    ]
+    assert "Traceback" in lines[0]["exception"] and "exception" not in lines[1]
+    assert (lines[1]["repeated"], lines[1]["level"]) == (99, "error")

@@ -33,6 +33,8 @@ MAX_BODY = 20 * 1024 * 1024  # a 100,000-row CSV fits
 
 def create_app(settings: Settings, **runtime_overrides: Any) -> web.Application:
     """`runtime_overrides` go to Runtime.open (tests pass a fake clock and channels)."""
+    # error_middleware is outermost: a database outage met by auth_middleware's token or
+    # session lookup is a 503 like any handler's (docs/architecture.md §15.1).
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
     app[LIMITER] = LoginLimiter()

@@ -1,4 +1,8 @@
-"""One error shape for every failure (docs/api.md §3): {"error": {"code", "message", "details"}}."""
+"""One error shape for every failure (docs/api.md §3): {"error": {"code", "message", "details"}}.
+
+A handler that fails because the database cannot be reached answers 503 `unavailable` with
+`Retry-After`, never 500, and logs one warning line, no traceback (docs/architecture.md §15.1).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,11 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from dialer.errors import ServiceError, ValidationFailed, field_errors, invalid
+from dialer.store.db import describe, unavailable
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
+RETRY_AFTER_SECONDS = 5  # a pooled connection is re-tried on the next request anyway
 
 
 def error_response(
@@ -21,6 +27,13 @@ def error_response(
     return web.json_response(
         {"error": {"code": code, "message": message, "details": details or {}}}, status=status
     )
+
+
+def unavailable_response(message: str = "the database is unavailable; retry later") -> web.Response:
+    """503 `unavailable` with `Retry-After` (docs/api.md §3)."""
+    response = error_response(503, "unavailable", message)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 class ApiError(Exception):
@@ -77,6 +90,10 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             exc.status, "http_error"
         )
         return error_response(exc.status, code, exc.reason)
-    except Exception:
-        log.exception("request.failed", extra={"path": request.path, "method": request.method})
+    except Exception as exc:
+        where = {"path": request.path, "method": request.method}
+        if unavailable(exc):
+            log.warning("request.unavailable", extra={**where, "error": describe(exc)})
+            return unavailable_response()
+        log.exception("request.failed", extra=where)
         return error_response(500, "internal", "internal error")

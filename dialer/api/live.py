@@ -24,7 +24,7 @@ from dialer.api.schemas import AgentOut, CampaignOut, LeadOut, StatsOut, iso
 from dialer.domain.states import CampaignState
 from dialer.store import campaigns as campaign_store
 from dialer.store import events as event_store
-from dialer.store.db import DbSession, PinnedReader
+from dialer.store.db import DbSession, PinnedReader, describe, unavailable
 from dialer.store.models import Event
 from dialer.store.stats import campaign_stats
 
@@ -132,9 +132,13 @@ class LiveHub:
         stats_seconds: float = 1.0,
         heartbeat_seconds: float = 15.0,
         queue_size: int = 2000,
+        max_delay: float = 5.0,
     ) -> None:
         self.runtime = runtime
         self.poll_seconds = poll_seconds
+        self.max_delay = max_delay  # the longest wait between polls while they fail
+        self.delay = poll_seconds  # the wait before the next poll
+        self.failures = 0  # consecutive failed polls
         self.stats_seconds = stats_seconds
         self.heartbeat_seconds = heartbeat_seconds  # read by each stream
         self.queue_size = queue_size
@@ -226,10 +230,27 @@ class LiveHub:
                     await self._push_stats()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the database may blip; the stream must outlive it
-                log.exception("live.poll_failed")
+            except Exception as exc:  # the database may blip; the stream must outlive it
+                self._failed(exc)
+            else:
+                if self.failures:
+                    log.info("live.poll_recovered", extra={"failures": self.failures})
+                self.failures, self.delay = 0, self.poll_seconds
             if not full:
-                await asyncio.sleep(self.poll_seconds)
+                await asyncio.sleep(self.delay)
+
+    def _failed(self, exc: Exception) -> None:
+        """Back off, doubling up to `max_delay`: a database that is down is not asked ten times
+        a second. Its being down is a warning line, not a traceback (docs/architecture.md
+        §15.1); anything else is a bug and keeps its traceback. Repeats are collapsed by
+        logs.CollapseRepeats."""
+        self.failures += 1
+        self.delay = min(self.max_delay, max(self.poll_seconds, self.delay * 2))
+        if unavailable(exc):
+            extra = {"error": describe(exc), "retry_in": self.delay}
+            log.warning("live.poll_failed", extra=extra)
+        else:
+            log.exception("live.poll_failed", extra={"retry_in": self.delay})
 
     def _settled(self, rows: list[Event]) -> list[Event]:
         """The leading rows with no unexplained gap before them (see GAP_WAIT)."""

@@ -5,6 +5,12 @@ public base URL and the posted form, is the authentication; anything else is a 4
 changes nothing. Each callback names its attempt in the query (`?attempt=<id>`, set when the
 call was created). A callback for an attempt we do not know (or for a different call than
 the attempt's) is answered 200 and ignored, never an error: Twilio would retry an error.
+
+While the database is unreachable (docs/architecture.md §15.1) a callback that cannot be
+written is answered 503 with Retry-After: Twilio counts it as a failed delivery, and the
+engine's reconciler asks Twilio for the call's fate once the database is back. The voice URL
+cannot wait: the callee hears the identification message and is hung up, as for an
+unknown call (an abandoned call must hear it, §7.3).
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ from typing import Any
 from aiohttp import web
 
 from dialer.api.docs import doc
-from dialer.api.errors import ApiError
+from dialer.api.errors import ApiError, unavailable_response
 from dialer.api.keys import RUNTIME, SETTINGS
 from dialer.channels.base import CallEvent
 from dialer.domain.campaign import AnsweredBy
 from dialer.domain.states import ATTEMPT_FINAL, AttemptStatus
 from dialer.store import campaigns as campaign_store
+from dialer.store.db import describe, unavailable
 from dialer.store.models import Attempt
 
 log = logging.getLogger(__name__)
@@ -36,7 +43,7 @@ CALLBACK_DOC: dict[str, Any] = {
     "content_types": FORM,
     "produces": "text/plain",
     "status": 204,
-    "other": {200: None},
+    "other": {200: None, 503: None},
     "query": ATTEMPT_QUERY,
     "errors": (403,),
 }
@@ -83,6 +90,23 @@ async def known_attempt(request: web.Request, params: Mapping[str, str]) -> Atte
 
 async def _report(request: web.Request, kind: str) -> web.Response:
     params = await signed_form(request)
+    try:
+        return await _apply(request, kind, params)
+    except Exception as exc:
+        if not unavailable(exc):
+            raise
+        log.warning(
+            "twilio.callback_deferred",
+            extra={
+                "path": request.path,
+                "attempt": request.query.get("attempt", "")[:20],
+                "error": describe(exc),
+            },
+        )
+        return unavailable_response("the database is unavailable; the callback was not applied")
+
+
+async def _apply(request: web.Request, kind: str, params: Mapping[str, str]) -> web.Response:
     from dialer.channels import twiml  # the `dialer[twilio]` extra is there: it was signed
 
     build: Builder = twiml.amd_event if kind == "amd" else twiml.status_event
@@ -119,9 +143,17 @@ async def voice(request: web.Request) -> web.Response:
     params = await signed_form(request)
     from dialer.channels import twiml  # the `dialer[twilio]` extra is there: it was signed
 
-    row = await known_attempt(request, params)
     rt = request.app[RUNTIME]
     message = rt.engine.abandon_message
+    try:
+        row = await known_attempt(request, params)
+    except Exception as exc:
+        if not unavailable(exc):
+            raise
+        log.warning(
+            "twilio.voice_unavailable", extra={"path": request.path, "error": describe(exc)}
+        )
+        return web.Response(text=twiml.say_and_hangup(message), content_type="application/xml")
     if row is None or row.abandoned or row.answered_by == AnsweredBy.MACHINE:
         xml = twiml.say_and_hangup(message)
     elif AttemptStatus(row.status) in ATTEMPT_FINAL:

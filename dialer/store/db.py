@@ -3,16 +3,26 @@
 SQLite runs in WAL mode with a busy timeout, and every transaction begins `IMMEDIATE` so a
 claim takes the write lock up front (no lock upgrade deadlock between two writers).
 PostgreSQL claims with `FOR UPDATE SKIP LOCKED` (see store/leads.py).
+
+When the database cannot be reached, `unavailable(exc)` tells the callers above (the API's
+error middleware, the live hub) that an error means "try again later", not a bug
+(docs/architecture.md §15.1). The pool pings a connection before lending it, so after an
+outage the next request reconnects: no process restart.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import errno
+import socket
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -25,6 +35,95 @@ from sqlalchemy.ext.asyncio import (
 # The unit-of-work type the layers above pass to store functions (they import no SQLAlchemy).
 DbSession = AsyncSession
 
+# A connection attempt gives up after this long (asyncpg's default is 60 s): a database that
+# does not answer must turn into a 503 quickly, not a hung request.
+CONNECT_TIMEOUT = 10.0
+PING_TIMEOUT = 2.0
+
+# SQLSTATE classes that mean the server is gone or refusing work, not that the query is wrong:
+# 08 connection exception, 57P01-57P03 shutdown / crash / starting up, 53300 too many clients.
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+_NETWORK_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.ETIMEDOUT,
+        errno.EPIPE,
+        errno.EADDRNOTAVAIL,
+    }
+)
+# SQLite's way of saying the file cannot be used right now (a missing volume, a full disk, a
+# writer holding the lock past the busy timeout); other OperationalErrors are bugs.
+_SQLITE_UNAVAILABLE = (
+    "unable to open database",
+    "disk i/o error",
+    "database is locked",
+    "database or disk is full",
+    "readonly database",
+)
+_CLOSED = ("connection is closed", "connection was closed", "underlying connection is closed")
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Does `exc` mean the database cannot be reached (a 503 and a retry later), rather than
+    a bug or a refused write (docs/architecture.md §15.1)? Looks through the exception's
+    causes: SQLAlchemy wraps the driver's error, the driver wraps the socket's."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen or len(seen) > 16:
+            continue
+        seen.add(id(e))
+        if _unavailable_one(e):
+            return True
+        if isinstance(e, sa_exc.DBAPIError):
+            todo.append(e.orig)
+        if isinstance(e, BaseExceptionGroup):
+            todo.extend(e.exceptions)
+        todo.extend((e.__cause__, e.__context__))
+    return False
+
+
+def _unavailable_one(e: BaseException) -> bool:
+    if isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
+        return True
+    if isinstance(e, sa_exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    if isinstance(e, sa_exc.InterfaceError | sa_exc.OperationalError):
+        text = str(e.orig).lower()
+        return any(m in text for m in (*_CLOSED, *_SQLITE_UNAVAILABLE))
+    sqlstate = getattr(e, "sqlstate", None)  # asyncpg's errors carry it
+    if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+        return True
+    if isinstance(e, sqlite3.OperationalError):
+        return any(m in str(e).lower() for m in _SQLITE_UNAVAILABLE)
+    if isinstance(e, ConnectionError | TimeoutError | socket.gaierror):
+        return True
+    if isinstance(e, OSError) and not isinstance(e, FileNotFoundError | PermissionError):
+        if e.errno in _NETWORK_ERRNOS:
+            return True
+        # asyncio's connect to several addresses: "Multiple exceptions: [Errno 111] ..."
+        return e.errno is None and str(e).startswith(("Multiple exceptions", "Connect call"))
+    return False
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line, secret-free account of why the database cannot be used, for /readyz and
+    logs: the innermost cause's type and first line (no SQL, no parameters)."""
+    inner = exc
+    for _ in range(16):
+        nxt = inner.orig if isinstance(inner, sa_exc.DBAPIError) else inner.__cause__
+        if not isinstance(nxt, BaseException):
+            break
+        inner = nxt
+    first = (str(inner).strip().splitlines() or [""])[0][:160]
+    return f"{type(inner).__name__}: {first}" if first else type(inner).__name__
+
 
 class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
@@ -36,7 +135,10 @@ class Database:
         else:
             kwargs["pool_size"] = 10
             kwargs["max_overflow"] = 10
+            # A pooled connection that died with the server is replaced before it is lent.
             kwargs["pool_pre_ping"] = True
+            if "+asyncpg" in url.split("://", 1)[0]:
+                kwargs["connect_args"] = {"timeout": CONNECT_TIMEOUT}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _sqlite_pragmas(self.engine)
@@ -72,13 +174,20 @@ class Database:
             await conn.execution_options(dialer_read_only=True)
             yield conn
 
-    async def ping(self) -> bool:
+    async def ping(self, timeout: float = PING_TIMEOUT) -> bool:
+        return await self.check(timeout) is None
+
+    async def check(self, timeout: float = PING_TIMEOUT) -> str | None:
+        """None if a `SELECT 1` answers within `timeout` seconds, else why not (/readyz)."""
         try:
-            async with self.engine.connect() as conn:
-                await conn.exec_driver_sql("SELECT 1")
-        except Exception:
-            return False
-        return True
+            async with asyncio.timeout(timeout):
+                async with self.engine.connect() as conn:
+                    await conn.exec_driver_sql("SELECT 1")
+        except TimeoutError:
+            return f"no answer in {timeout:g} s"
+        except Exception as exc:
+            return describe(exc)
+        return None
 
     async def aclose(self) -> None:
         await self.engine.dispose()
