@@ -119,7 +119,9 @@ class Runtime:
         email = email or make_email(settings, clock)
         metrics = Metrics()
         tuning = Tuning(
-            worker_id=settings.worker_id or f"{socket.gethostname()}-{secrets.token_hex(3)}",
+            # One id per process, never reused: a restarted process must not vouch for the
+            # calls of the one that died (docs/architecture.md §15.2).
+            worker_id=f"{settings.worker_id or socket.gethostname()}-{secrets.token_hex(3)}",
             lease_seconds=settings.lease_seconds,
             abandon_redial_seconds=settings.abandon_redial_hours * 3600,
             email_batch=settings.email_batch,
@@ -139,7 +141,9 @@ class Runtime:
             )
             deps = Deps(db, bus, clock, voice, email, metrics, Fence(), tuning, links)
             engine = Engine(deps, tick_seconds=settings.tick_seconds)
-            service = Service(db, engine, clock, metrics, links)
+            service = Service(
+                db, engine, clock, metrics, links, lease_seconds=settings.lease_seconds
+            )
             for c in await service.list_campaigns(archived=None):
                 deps.fence.see(c.id, c.state, c.version)
                 metrics.set_campaign_state(c.id, c.state)

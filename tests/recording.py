@@ -6,7 +6,15 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from dialer.channels.base import CallEvent, CallEventSink, DialRequest, VoiceChannel
+from dialer.channels.base import (
+    CallEvent,
+    CallEventSink,
+    CallFate,
+    CallQuery,
+    ChannelError,
+    DialRequest,
+    VoiceChannel,
+)
 
 
 class Crash(BaseException):
@@ -21,6 +29,8 @@ class RecordingVoice:
     crash_after_dial: bool = False
     lose_callbacks: bool = False  # the carrier's reports never reach this worker
     gate: asyncio.Event | None = None  # when set up, the next dial waits for it to open
+    down: bool = False  # the carrier refuses connections: every request fails, nothing placed
+    time_out_after_dial: bool = False  # the carrier takes the call, the answer never comes
     at_gate: asyncio.Event = field(default_factory=asyncio.Event)
     name: str = "simulated"
 
@@ -37,7 +47,11 @@ class RecordingVoice:
             gate, self.gate = self.gate, None
             self.at_gate.set()
             await gate.wait()
+        if self.down:
+            raise ChannelError("carrier: connection refused", unavailable=True)
         carrier_id = await self.inner.dial(request)
+        if self.time_out_after_dial:
+            raise ChannelError("carrier: timed out", unavailable=True, maybe_placed=True)
         if self.crash_after_dial:
             raise Crash("worker killed after the carrier took the call")
         return carrier_id
@@ -52,8 +66,10 @@ class RecordingVoice:
     async def hangup(self, carrier_id: str, *, message: str | None = None) -> None:
         await self.inner.hangup(carrier_id, message=message)
 
-    async def lookup(self, idempotency_key: str) -> CallEvent | None:
-        return await self.inner.lookup(idempotency_key)
+    async def lookup(self, query: CallQuery) -> CallFate:
+        if self.down:
+            raise ChannelError("carrier: connection refused", unavailable=True)
+        return await self.inner.lookup(query)
 
     async def close(self) -> None:
         await self.inner.close()

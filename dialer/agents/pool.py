@@ -8,7 +8,8 @@ agents
 on a call are released after their wrap-up.
 
 Every change of an agent's state goes through `move`, which consults the domain table
-(domain/states.py: the engine's moves, or the agent's own).
+(domain/states.py: the engine's moves, or the agent's own), except a supervisor's override,
+`force`, which consults the force table (AGENT_FORCE_TARGETS, docs/architecture.md §2.4).
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ from dialer.domain.states import (
     AGENT_FREE,
     ATTEMPT_RINGING,
     AgentState,
+    CampaignState,
     InvalidTransition,
+    agent_force,
     agent_transition,
 )
 from dialer.store import agents as agent_store
 from dialer.store import attempts as attempt_store
+from dialer.store import campaigns as campaign_store
 from dialer.store import events
 from dialer.store.db import DbSession
 from dialer.store.models import Agent, Campaign
@@ -154,3 +158,65 @@ async def end_wrap_ups(session: DbSession, now: float) -> list[str]:
         agent.wrap_up_until = None
         move(session, agent, AgentState.AVAILABLE, now, "wrap-up over")
     return [a.id for a in agents]
+
+
+async def force(
+    session: DbSession,
+    agent: Agent,
+    to: AgentState,
+    now: float,
+    reason: str | None,
+    *,
+    actor: str,
+) -> bool:
+    """A supervisor's override (docs/architecture.md §2.4): move the agent to `to`
+    (offline or available) from any state and end its engagement; False when there was
+    nothing to change. Raises InvalidTransition for a target that is not a force target.
+
+    The call the agent was on (or held for) is not touched: its attempt is the engine's
+    to resolve, and as the agent no longer holds that attempt id, the end of that call
+    (`call_ended`) finds no agent to move. The wrap-up is dropped. `offline` releases the
+    agent from its campaign; `available` keeps it engaged only with a running campaign (it
+    takes that campaign's next call), otherwise releases it, so that a paused or stopping
+    campaign's release does not hold it `reserved` again.
+    """
+    current = AgentState(agent.state)
+    target = agent_force(current, to)
+    campaign_id = agent.campaign_id
+    keep = False
+    if campaign_id is not None and to is AgentState.AVAILABLE:
+        c = await campaign_store.get(session, campaign_id)
+        keep = c is not None and c.state == CampaignState.RUNNING
+    release = campaign_id is not None and not keep
+    if target is None and agent.attempt_id is None and agent.wrap_up_until is None and not release:
+        return False
+    events.record(
+        session,
+        at=now,
+        entity="agent",
+        entity_id=agent.id,
+        type="agent.forced",
+        campaign_id=campaign_id,
+        actor=actor,
+        from_state=current,
+        to_state=to,
+        reason=reason,
+        data={
+            "attempt_id": str(agent.attempt_id) if agent.attempt_id is not None else None,
+            "wrap_up_until": agent.wrap_up_until,
+            "released": release,
+        },
+    )
+    log.info(
+        "agent.forced",
+        extra={"agent": agent.id, "from": str(current), "to": str(to), "actor": actor},
+    )
+    agent.attempt_id = None
+    agent.wrap_up_until = None
+    if release:
+        agent.campaign_id = None
+    if target is not None:
+        agent.state = target
+        agent.state_since = now
+    agent.version += 1
+    return True

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from dialer.api.auth import EVERYONE, STAFF, own_agent_only, principal, requires
 from dialer.api.docs import doc, reply
-from dialer.api.errors import parse
+from dialer.api.errors import ApiError, parse
 from dialer.api.keys import RUNTIME
 from dialer.api.schemas import AgentList, AgentOut, QueueOut
 from dialer.api.schemas_in import AgentIn, AgentStateIn
@@ -54,7 +54,8 @@ async def list_(request: web.Request) -> web.Response:
 @requires(Role.ADMIN, Role.SUPERVISOR, Role.AGENT)
 @doc(
     "Set available, offline or break (available also ends a wrap-up); the agent itself, "
-    "or a supervisor or admin",
+    "or a supervisor or admin. `force` (supervisor or admin): to available or offline from "
+    "any state, ending the agent's call, hold or wrap-up",
     body=AgentStateIn,
     response=AgentOut,
 )
@@ -62,7 +63,12 @@ async def set_state(request: web.Request) -> web.Response:
     agent_id = request.match_info["id"]
     own_agent_only(request, agent_id)
     body = await parse(request, AgentStateIn)
-    agent = await ops(request).set_state(agent_id, body.state, actor=principal(request).actor)
+    who = principal(request)
+    if body.force and who.role not in STAFF:
+        raise ApiError(403, "forbidden", "only a supervisor or an admin may force a state")
+    agent = await ops(request).set_state(
+        agent_id, body.state, actor=who.actor, force=body.force, reason=body.reason
+    )
     return reply(AgentOut.of(agent))
 
 

@@ -89,16 +89,22 @@ async def list_(request: web.Request) -> web.Response:
     archived: bool | None = {"false": False, "true": True, "all": None}.get(archived_q, False)
     if archived_q not in ("false", "true", "all"):
         raise invalid("archived", "true, false or all", summary="archived is true, false or all")
-    items = await service(request).list_campaigns(state=state, archived=archived)
-    return reply(CampaignList(items=[CampaignOut.of(c) for c in items]))
+    svc = service(request)
+    items = await svc.list_views(state=state, archived=archived)
+    now = svc.clock.now()
+    return reply(CampaignList(items=[CampaignOut.of_view(v, now) for v in items]))
 
 
 @routes.get("/api/v1/campaigns/{id}")
 @requires(*READERS)
-@doc("One campaign", response=CampaignOut)
+@doc(
+    "One campaign, with its channels' status and, while stopping, what it waits for",
+    response=CampaignOut,
+)
 async def get(request: web.Request) -> web.Response:
-    c = await service(request).get_campaign(request.match_info["id"])
-    return reply(CampaignOut.of(c))
+    svc = service(request)
+    view = await svc.view(request.match_info["id"])
+    return reply(CampaignOut.of_view(view, svc.clock.now()))
 
 
 @routes.patch("/api/v1/campaigns/{id}")

@@ -11,7 +11,13 @@ from dialer.domain.campaign import CampaignSpec
 from dialer.store.models import Agent, Attempt, Campaign, Event, Lead
 from dialer.store.stats import CampaignStats
 from dialer.usecases.agents import Queue
-from dialer.usecases.campaigns import PauseResult, TerminateResult
+from dialer.usecases.campaigns import (
+    CampaignView,
+    ChannelStatus,
+    PauseResult,
+    TerminateResult,
+    WaitingFor,
+)
 from dialer.usecases.leads import Position
 
 
@@ -28,6 +34,56 @@ class In(BaseModel):
 
 
 # -- campaigns -------------------------------------------------------------------------------
+class ChannelOut(Out):
+    """A channel's status (docs/api.md §4.5)."""
+
+    up: bool
+    since: datetime | None = None
+    error: str | None = None
+    retry_at: datetime | None = None
+
+    @classmethod
+    def of(cls, st: ChannelStatus) -> ChannelOut:
+        return cls(up=st.up, since=iso(st.since), error=st.error, retry_at=iso(st.retry_at))
+
+
+class HoldingAgentOut(Out):
+    id: str
+    name: str
+    state: str
+    attempt_id: str | None
+
+
+class WaitingForOut(Out):
+    """What a stopping campaign waits for (docs/api.md §4.5)."""
+
+    attempts: int
+    by_status: dict[str, int]
+    oldest_at: datetime | None
+    oldest_age_seconds: float | None
+    agents: list[HoldingAgentOut]
+    expected_by: datetime | None
+
+    @classmethod
+    def of(cls, w: WaitingFor, now: float) -> WaitingForOut:
+        return cls(
+            attempts=w.attempts,
+            by_status=w.by_status,
+            oldest_at=iso(w.oldest_at),
+            oldest_age_seconds=None if w.oldest_at is None else max(0.0, now - w.oldest_at),
+            agents=[
+                HoldingAgentOut(
+                    id=a.id,
+                    name=a.name,
+                    state=a.state,
+                    attempt_id=str(a.attempt_id) if a.attempt_id else None,
+                )
+                for a in w.agents
+            ],
+            expected_by=iso(w.expected_by),
+        )
+
+
 class CampaignOut(CampaignSpec):
     id: str
     state: str
@@ -38,6 +94,9 @@ class CampaignOut(CampaignSpec):
     ended_at: datetime | None
     scheduled_at: datetime | None = None
     archived: bool
+    # GET one and the list only (null elsewhere, e.g. in live events): docs/api.md §4.5.
+    channels: dict[str, ChannelOut] | None = None
+    waiting_for: WaitingForOut | None = None
 
     @classmethod
     def of(cls, c: Campaign) -> CampaignOut:
@@ -56,6 +115,13 @@ class CampaignOut(CampaignSpec):
                 "archived": c.archived,
             }
         )
+
+    @classmethod
+    def of_view(cls, v: CampaignView, now: float) -> CampaignOut:
+        out = cls.of(v.campaign)
+        out.channels = {name: ChannelOut.of(st) for name, st in v.channels.items()}
+        out.waiting_for = None if v.waiting_for is None else WaitingForOut.of(v.waiting_for, now)
+        return out
 
 
 class CampaignList(Out):

@@ -65,3 +65,6 @@ class AgentIn(In):
 
 class AgentStateIn(In):
     state: Literal["available", "offline", "break"]
+    # A supervisor's override (docs/api.md §6): from any state to available or offline.
+    force: bool = False
+    reason: str | None = Field(default=None, max_length=500)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 from dialer.domain.campaign import AnsweredBy
@@ -16,11 +17,27 @@ from dialer.domain.states import AttemptStatus
 
 
 class ChannelError(Exception):
-    """The carrier or mail server refused or failed; `retryable` says if a retry may help."""
+    """The carrier or mail server refused or failed; `retryable` says if a retry may help.
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    `unavailable`: the carrier or server could not be reached or answered that it cannot
+    serve now (connection refused, timeout, HTTP 5xx or 429): an outage, not an outcome of
+    the attempt; it uses no try (docs/architecture.md §15.3). `maybe_placed`: the request may
+    have reached the carrier before the failure (a timeout or a connection lost mid-request):
+    the call's fate is asked of the carrier later, never dialled blindly again.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        unavailable: bool = False,
+        maybe_placed: bool = False,
+    ) -> None:
         super().__init__(message)
-        self.retryable = retryable
+        self.retryable = retryable or unavailable
+        self.unavailable = unavailable
+        self.maybe_placed = maybe_placed and unavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +66,35 @@ class CallEvent:
 CallEventSink = Callable[[CallEvent], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class CallQuery:
+    """What the reconciler knows of an attempt whose fate it asks the carrier about."""
+
+    attempt_id: str
+    idempotency_key: str
+    carrier_id: str | None  # stored once the carrier accepted the call
+    to: str
+    caller_id: str
+    placed_after: float  # when the attempt row was written (epoch seconds)
+    other_calls: frozenset[str] = frozenset()  # carrier ids of the lead's other attempts
+
+
+class FateKind(StrEnum):
+    KNOWN = "known"  # the carrier has the call: `event` is its latest status
+    NOT_PLACED = "not_placed"  # the carrier's record is complete and holds no such call
+    UNKNOWN = "unknown"  # the carrier cannot say (its record died, or it is ambiguous)
+
+
+@dataclass(frozen=True, slots=True)
+class CallFate:
+    kind: FateKind
+    event: CallEvent | None = None
+    why: str = ""
+
+
+NOT_PLACED = CallFate(FateKind.NOT_PLACED)
+
+
 class VoiceChannel(Protocol):
     name: str
 
@@ -71,8 +117,9 @@ class VoiceChannel(Protocol):
     async def hangup(self, carrier_id: str, *, message: str | None = None) -> None:
         """End an answered call, optionally after playing `message` (abandon, machine)."""
 
-    async def lookup(self, idempotency_key: str) -> CallEvent | None:
-        """What the carrier knows of the call with this key (reconciliation after a crash)."""
+    async def lookup(self, query: CallQuery) -> CallFate:
+        """What the carrier knows of the attempt's call (reconciliation after a crash or
+        lost callbacks). Raises ChannelError when the carrier cannot be asked now."""
 
     async def close(self) -> None: ...
 

@@ -46,7 +46,7 @@ class MaildirEmail:
             try:
                 await asyncio.to_thread(self._write, mime)
             except OSError as exc:
-                raise ChannelError(f"maildir write failed: {exc}", retryable=True) from exc
+                raise ChannelError(f"maildir write failed: {exc}", unavailable=True) from exc
             self._sent[message.idempotency_key] = message_id
             return message_id
 

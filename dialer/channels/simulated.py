@@ -21,7 +21,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import accumulate
 
-from dialer.channels.base import CallEvent, CallEventSink, ChannelError, DialRequest
+from dialer.channels.base import (
+    NOT_PLACED,
+    CallEvent,
+    CallEventSink,
+    CallFate,
+    CallQuery,
+    ChannelError,
+    DialRequest,
+    FateKind,
+)
 from dialer.clock import Clock, Handle
 from dialer.domain.campaign import AnsweredBy
 from dialer.domain.states import ATTEMPT_FINAL, AttemptStatus
@@ -30,6 +39,9 @@ log = logging.getLogger(__name__)
 
 # US rules (and good manners): an unanswered call rings at least 15 s before giving up.
 MIN_RING_TIMEOUT = 15.0
+# A report the engine could not take is sent again after 0.5 s, doubling up to 10 s.
+REDELIVERY_BASE = 0.5
+REDELIVERY_CAP = 10.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,7 @@ class SimCall:
     _outbox: deque[CallEvent] = field(default_factory=deque, repr=False)
     _flushing: bool = field(default=False, repr=False)
     _flusher: Handle | None = field(default=None, repr=False)  # a delivery not yet started
+    _failures: int = field(default=0, repr=False)  # deliveries in a row the sink refused
 
     @property
     def status(self) -> AttemptStatus:
@@ -134,6 +147,10 @@ class SimulatedVoice:
         self._by_key: dict[str, SimCall] = {}
         self._sink: CallEventSink | None = None
         self._closed = False
+        # The record covers calls placed since this carrier came up; of older ones (a crash
+        # of the process) it knows nothing.
+        self._born = clock.now()
+        self.redeliveries = 0  # reports the sink failed to take and that were sent again
 
     def set_sink(self, sink: CallEventSink) -> None:
         self._sink = sink
@@ -232,9 +249,13 @@ class SimulatedVoice:
         played = self._scaled(self.profile.message_seconds) if message else 0.0
         self._complete_after(call, played, talked + played)
 
-    async def lookup(self, idempotency_key: str) -> CallEvent | None:
-        call = self._by_key.get(idempotency_key)
-        return call.timeline[-1] if call is not None else None
+    async def lookup(self, query: CallQuery) -> CallFate:
+        call = self._by_key.get(query.idempotency_key)
+        if call is not None:
+            return CallFate(FateKind.KNOWN, call.timeline[-1])
+        if query.placed_after >= self._born:
+            return NOT_PLACED
+        return CallFate(FateKind.UNKNOWN, why="the carrier's record died with its process")
 
     async def close(self) -> None:
         self._closed = True
@@ -284,16 +305,33 @@ class SimulatedVoice:
             call._flusher = self._clock.schedule(0, lambda: self._flush(call))
 
     async def _flush(self, call: SimCall) -> None:
+        """Deliver the call's reports in order. A report the sink fails to take (the
+        database is down, say) stays first in line and is sent again after a backoff:
+        no report is ever dropped (docs/architecture.md §15.4)."""
         call._flusher = None
+        retry = False
         try:
             while call._outbox and not self._closed and self._sink is not None:
-                event = call._outbox.popleft()
+                event = call._outbox[0]
                 try:
                     await self._sink(event)
-                except Exception:  # a failed report must not stop the later ones
-                    log.exception("call event sink failed", extra={"carrier_id": call.carrier_id})
+                except Exception as exc:
+                    log.warning(
+                        "call event not applied, will retry",
+                        extra={"carrier_id": call.carrier_id, "error": type(exc).__name__},
+                    )
+                    retry = True
+                    break
+                call._outbox.popleft()
+                call._failures = 0
         finally:
             call._flushing = False
+        if retry and not self._closed:
+            call._failures += 1
+            self.redeliveries += 1
+            delay = min(REDELIVERY_CAP, REDELIVERY_BASE * 2 ** (call._failures - 1))
+            call._flushing = True
+            call._flusher = self._clock.schedule(delay, lambda: self._flush(call))
 
     def _scaled(self, seconds: float) -> float:
         return 0.0 if math.isinf(self._scale) else seconds / self._scale

@@ -84,12 +84,19 @@ class SmtpEmail:
         except aiosmtplib.SMTPNotSupported as exc:
             raise ChannelError(f"SMTP server cannot: {exc}", retryable=False) from None
         except aiosmtplib.SMTPResponseException as exc:
+            # 421: the server is closing the channel (busy, shutting down): an outage.
             raise ChannelError(
-                f"SMTP {exc.code}: {exc.message}", retryable=400 <= exc.code < 500
+                f"SMTP {exc.code}: {exc.message}",
+                retryable=400 <= exc.code < 500,
+                unavailable=exc.code == 421,
             ) from None
         except (aiosmtplib.SMTPException, OSError) as exc:
+            # Cannot connect, timed out, TLS failed: the server is unreachable, an outage
+            # that uses no try (docs/architecture.md §15.3).
             await self._drop()
-            raise ChannelError(f"SMTP connection failed: {type(exc).__name__}") from None
+            raise ChannelError(
+                f"SMTP connection failed: {type(exc).__name__}", unavailable=True
+            ) from None
 
     async def _connection(self) -> aiosmtplib.SMTP:
         if self._smtp is not None and self._smtp.is_connected:
@@ -113,7 +120,7 @@ class SmtpEmail:
         return smtp
 
     def _error_for_disconnect(self) -> ChannelError:
-        return ChannelError("SMTP server disconnected", retryable=True)
+        return ChannelError("SMTP server disconnected", unavailable=True)
 
     async def _drop(self) -> None:
         smtp, self._smtp = self._smtp, None

@@ -4,12 +4,12 @@ Calls report back through webhooks (`dialer.api.routes_twilio`) straight to the 
 class only talks to Twilio's REST API. Per-process maps (key -> CallSid -> attempt, caller id)
 make a repeated `dial` of one key place no second call and let `lookup` ask Twilio about it.
 
-After a crash the maps are gone, and `Calls.create` has no idempotency key: a call Twilio
-accepted whose CallSid we never stored cannot be found by key. Its callbacks still carry
-`?attempt=<id>`, so the first (`initiated`) links it to the attempt and moves that out of
-`created`, and the reconciler leaves it alone. Only if every callback of that call is lost
-too does the reconciler find `lookup` -> None and dial again under the same key: at most one
-extra call per lost write (the webhooks then ignore the CallSid the attempt does not hold).
+After a crash the maps are gone, and `Calls.create` has no idempotency key. The reconciler
+asks `lookup`: by the CallSid stored on the attempt, else by listing the calls to the
+lead's number from the attempt's caller id since the attempt was written (calls of the
+lead's other attempts excluded). A call's callbacks carry `?attempt=<id>` too, so the first
+one links a call whose CallSid we never stored. A call is dialled again only when Twilio's
+record shows it was never placed (docs/architecture.md §15.2).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import base64
 import logging
 import re
 from collections import OrderedDict
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -29,7 +30,16 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from dialer.channels import twiml
-from dialer.channels.base import CallEvent, CallEventSink, ChannelError, DialRequest
+from dialer.channels.base import (
+    NOT_PLACED,
+    CallEvent,
+    CallEventSink,
+    CallFate,
+    CallQuery,
+    ChannelError,
+    DialRequest,
+    FateKind,
+)
 from dialer.clock import Clock
 from dialer.domain.contacts import mask_phone
 from dialer.domain.states import AttemptStatus
@@ -42,6 +52,8 @@ STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 CALL_NOT_IN_PROGRESS = 21220  # Twilio's error for an update of a call that has ended
 _PHONE = re.compile(r"\+?\d{7,15}")
 _REMEMBERED = 100_000  # entries of each per-process map
+# Twilio's StartTime filter has a granularity of days in its docs and our clocks may differ.
+LOOKUP_SLACK_SECONDS = 300.0
 
 
 def _masked(text: str) -> str:
@@ -239,23 +251,46 @@ class TwilioVoice:
             except ChannelError as exc:
                 log.info("twilio.agent_leg_not_ended", extra={"leg": leg, "error": str(exc)})
 
-    async def lookup(self, idempotency_key: str) -> CallEvent | None:
-        sid = self._by_key.get(idempotency_key)
+    async def lookup(self, query: CallQuery) -> CallFate:
+        """The call's fate from Twilio's own record: fetched by CallSid when we stored it,
+        else found among the calls to the lead's number from the attempt's caller id placed
+        since the attempt was written (docs/architecture.md §15.2). Twilio's record is
+        complete, so no match means the call was never placed; two matches cannot be told
+        apart, and the reconciler gives the attempt up as lost rather than guess."""
+        sid = query.carrier_id or self._by_key.get(query.idempotency_key)
         if sid is None:
-            return None
-        call = await self._rest("fetch", self._client.calls(sid).fetch_async())
+            since = datetime.fromtimestamp(query.placed_after - LOOKUP_SLACK_SECONDS, UTC)
+            listing = self._client.calls.list_async(
+                to=query.to, from_=query.caller_id, start_time_after=since, limit=20
+            )
+            found = await self._rest("list", listing)
+            calls = [c for c in found if str(c.sid) not in query.other_calls]
+            if not calls:
+                return NOT_PLACED
+            if len(calls) > 1:
+                return CallFate(FateKind.UNKNOWN, why=f"{len(calls)} calls match the attempt")
+            sid = str(calls[0].sid)
+        try:
+            call = await self._rest("fetch", self._client.calls(sid).fetch_async())
+        except ChannelError as exc:
+            if "HTTP 404" in str(exc):
+                return CallFate(FateKind.UNKNOWN, why="Twilio has no call with this CallSid")
+            raise
+        _remember(self._by_key, query.idempotency_key, sid)
+        _remember(self._calls, sid, (query.attempt_id, str(call._from)))
         status = twiml.call_status(str(call.status)) or AttemptStatus.QUEUED
         duration = None
         if status is AttemptStatus.COMPLETED and call.duration is not None:
             duration = float(call.duration)
-        return CallEvent(
-            attempt_id=self._calls.get(sid, ("", ""))[0],
+        event = CallEvent(
+            attempt_id=query.attempt_id,
             carrier_id=sid,
             status=status,
             at=self._clock.now(),
             answered_by=twiml.answered_by(call.answered_by),
             duration_seconds=duration,
         )
+        return CallFate(FateKind.KNOWN, event)
 
     async def close(self) -> None:
         await self.http.close()
@@ -272,17 +307,26 @@ class TwilioVoice:
             log.info("twilio.update_after_end", extra={"call_sid": sid, "what": what})
 
     async def _rest(self, what: str, pending: Any, *, ended_ok: bool = False) -> Any:
-        """Await one SDK call; Twilio's and the network's failures become ChannelError."""
+        """Await one SDK call; Twilio's and the network's failures become ChannelError.
+
+        Unreachable, timed out, HTTP 5xx or 429 is an outage (`unavailable`); a request
+        that may have reached Twilio before it failed is `maybe_placed`."""
         try:
             return await pending
         except TwilioRestException as exc:
             if ended_ok and exc.code == CALL_NOT_IN_PROGRESS:
                 raise _Ended from None
-            retryable = exc.status >= 500 or exc.status == 429
+            down = exc.status >= 500 or exc.status == 429
             message = f"twilio {what}: HTTP {exc.status} code {exc.code}: {_masked(exc.msg)}"
-            raise ChannelError(message, retryable=retryable) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ChannelError(f"twilio {what}: {type(exc).__name__}", retryable=True) from None
+            raise ChannelError(message, retryable=down, unavailable=down) from None
+        except aiohttp.ClientConnectorError as exc:  # never reached Twilio
+            raise ChannelError(
+                f"twilio {what}: cannot connect ({type(exc).__name__})", unavailable=True
+            ) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:  # may have reached it
+            raise ChannelError(
+                f"twilio {what}: {type(exc).__name__}", unavailable=True, maybe_placed=True
+            ) from None
 
 
 class _Ended(Exception):

@@ -275,6 +275,11 @@ AGENT_ENGINE_MOVES: frozenset[tuple[AgentState, AgentState]] = frozenset(
         (AgentState.WRAP_UP, AgentState.AVAILABLE),  # wrap-up over
     }
 )
+# A supervisor's override (API: POST /agents/{id}/state with `force`, docs/architecture.md
+# §2.4): from any state, to one of these, ending the agent's engagement (its call, hold or
+# wrap-up). Not a move of either table above: it is the way out when they have no move
+# (an agent left `on_call` or `reserved` by a crash).
+AGENT_FORCE_TARGETS = frozenset({AgentState.OFFLINE, AgentState.AVAILABLE})
 # The agents the engine may put on an answered call.
 AGENT_FREE = frozenset({AgentState.AVAILABLE, AgentState.RESERVED})
 
@@ -292,3 +297,11 @@ def agent_transition(
     if (state, to) not in (AGENT_ENGINE_MOVES if engine else AGENT_SELF_MOVES):
         raise InvalidTransition("agent", state, f"move to {to}")
     return to
+
+
+def agent_force(state: AgentState, to: AgentState) -> AgentState | None:
+    """A supervisor's forced move: `to` from any state, None when the agent is there
+    already; InvalidTransition when `to` is not a force target (AGENT_FORCE_TARGETS)."""
+    if to not in AGENT_FORCE_TARGETS:
+        raise InvalidTransition("agent", state, f"force to {to}")
+    return None if state == to else to

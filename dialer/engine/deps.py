@@ -10,6 +10,7 @@ from dialer.clock import Clock
 from dialer.domain.links import LinkSigner
 from dialer.engine.control import SpecCache
 from dialer.engine.fence import Fence
+from dialer.engine.health import ChannelHealth
 from dialer.metrics.registry import Metrics
 from dialer.store.db import Database
 
@@ -40,3 +41,4 @@ class Deps:
     tuning: Tuning
     links: LinkSigner
     specs: SpecCache = field(default_factory=SpecCache)  # parsed configs, by version
+    health: ChannelHealth = field(default_factory=ChannelHealth)  # carrier reachable?

@@ -19,17 +19,25 @@ from dialer.channels.base import ChannelError, DialRequest, EmailMessage
 from dialer.domain.campaign import CampaignSpec, Channel, EmailStep, ResumePolicy, VoiceStep
 from dialer.domain.contacts import mask_phone
 from dialer.domain.pacing import dials_to_place, email_batch
-from dialer.domain.states import ATTEMPT_DIALING, AttemptStatus, LeadStatus, StopReason
+from dialer.domain.states import (
+    ATTEMPT_DIALING,
+    AttemptStatus,
+    CampaignState,
+    LeadStatus,
+    StopReason,
+)
 from dialer.domain.timeline import missed_during_pause
 from dialer.domain.windows import campaign_open, next_allowed
 from dialer.engine import attempts, leads
 from dialer.engine.control import campaign_clock
 from dialer.engine.deps import Deps
+from dialer.engine.health import Change
 from dialer.engine.outcomes import Outcomes
 from dialer.engine.stats_window import StatsWindow
 from dialer.store import agents as agent_store
 from dialer.store import attempts as attempt_store
 from dialer.store import campaigns as campaign_store
+from dialer.store import events
 from dialer.store import leads as lead_store
 from dialer.store.db import DbSession
 from dialer.store.models import Attempt, Campaign, Lead
@@ -75,6 +83,7 @@ class Dispatcher:
         self.d = deps
         self.outcomes = outcomes
         self.stats = StatsWindow()
+        self.in_hand: set[int] = set()  # attempts being handed to a channel right now
 
     async def run_campaign(self, c: Campaign, spec: CampaignSpec, now: float) -> int:
         """One dispatch round for a running campaign; returns attempts handed to channels."""
@@ -89,17 +98,32 @@ class Dispatcher:
         prepared: list[Prepared] = []
         voice_steps = spec.steps_of(Channel.VOICE)
         email_steps = spec.steps_of(Channel.EMAIL)
+        health = self.d.health
+        # A held channel (its carrier unreachable) claims nothing; when its backoff ran out,
+        # one probe goes (docs/architecture.md §15.3). Leads wait at their step meanwhile.
+        voice_cap = health.allowance(Channel.VOICE, now)
+        email_cap = health.allowance(Channel.EMAIL, now)
         async with self.d.db.session() as s:
-            if voice_steps:
+            if voice_steps and voice_cap != 0:
                 n = await self._voice_capacity(s, c, spec)
+                if voice_cap is not None:
+                    n = min(n, voice_cap)
                 if n > 0:
                     # The calls-per-second limit of the carrier account, shared on the bus.
                     n = await self.d.bus.take(f"cps:{self.d.voice.name}", self._cps(spec), n)
                 if n > 0:
-                    prepared += await self._claim(s, c, spec, voice_steps, n, now)
-            if email_steps:
+                    claimed = await self._claim(s, c, spec, voice_steps, n, now)
+                    if claimed and voice_cap is not None:
+                        health.probing(Channel.VOICE)
+                    prepared += claimed
+            if email_steps and email_cap != 0:
                 n = email_batch(self.d.tuning.email_batch, 0)
-                prepared += await self._claim(s, c, spec, email_steps, n, now)
+                if email_cap is not None:
+                    n = min(n, email_cap)
+                claimed = await self._claim(s, c, spec, email_steps, n, now)
+                if claimed and email_cap is not None:
+                    health.probing(Channel.EMAIL)
+                prepared += claimed
         sent = 0
         for p in prepared:
             sent += await self.dispatch(p, spec)
@@ -227,14 +251,19 @@ class Dispatcher:
 
     async def dispatch(self, p: Prepared, spec: CampaignSpec) -> int:
         """Hand one attempt to its channel, if the fence still allows it."""
-        async with self.d.fence.section(p.campaign_id, p.version) as allowed:
-            if allowed:
-                if p.channel == Channel.VOICE:
-                    await self._dial(p, spec)
-                else:
-                    await self._send(p, spec)
-                return 1
+        self.in_hand.add(p.attempt_id)
+        try:
+            async with self.d.fence.section(p.campaign_id, p.version) as allowed:
+                if allowed:
+                    if p.channel == Channel.VOICE:
+                        await self._dial(p, spec)
+                    else:
+                        await self._send(p, spec)
+                    return 1
+        finally:
+            self.in_hand.discard(p.attempt_id)
         await self._abort(p)
+        self.d.health.unprobe(p.channel)
         self.d.metrics.dispatch.labels(p.channel, "fenced").inc()
         return 0
 
@@ -256,9 +285,14 @@ class Dispatcher:
         try:
             carrier_id = await self.d.voice.dial(req)
         except ChannelError as exc:
+            if exc.unavailable:
+                await self._unavailable(p, exc)
+                return
+            await self.reachable(Channel.VOICE)  # it answered, with a refusal
             self.d.metrics.dispatch.labels(Channel.VOICE, "error").inc()
             await self._failed(p, str(exc), retryable=exc.retryable)
             return
+        await self.reachable(Channel.VOICE)
         now = self.d.clock.now()
         async with self.d.db.session() as s:
             attempt = await attempt_store.get(s, p.attempt_id, lock=True)
@@ -298,10 +332,15 @@ class Dispatcher:
         try:
             message_id = await self.d.email.send(msg)
         except ChannelError as exc:
+            if exc.unavailable:
+                await self._unavailable(p, exc)
+                return
+            await self.reachable(Channel.EMAIL)
             self.d.metrics.dispatch.labels(Channel.EMAIL, "error").inc()
             self.d.metrics.emails_sent.labels(p.campaign_id, "failed").inc()
             await self._failed(p, str(exc), retryable=exc.retryable)
             return
+        await self.reachable(Channel.EMAIL)
         self.d.metrics.dispatch.labels(Channel.EMAIL, "ok").inc()
         self.d.metrics.emails_sent.labels(p.campaign_id, "sent").inc()
         await self.outcomes.finish(p.attempt_id, AttemptStatus.SENT, carrier_id=message_id)
@@ -310,6 +349,61 @@ class Dispatcher:
         await self.outcomes.finish(
             p.attempt_id, AttemptStatus.FAILED, error=error, retryable=retryable
         )
+
+    async def _unavailable(self, p: Prepared, exc: ChannelError) -> None:
+        """The carrier or mail server could not be reached: an outage, not an outcome. The
+        attempt uses no try and the lead stays at its step (docs/architecture.md §15.3).
+        A call that may have reached the carrier stays `created` with its lease run out:
+        the reconciler asks the carrier about it once it answers again."""
+        self.d.metrics.dispatch.labels(p.channel, "unavailable").inc()
+        log.warning(
+            "dispatch.channel_unreachable",
+            extra={"campaign": p.campaign_id, "channel": p.channel, "error": str(exc)},
+        )
+        now = self.d.clock.now()
+        if exc.maybe_placed and p.channel is Channel.VOICE:
+            async with self.d.db.session() as s:
+                lead = await lead_store.get(s, p.lead_id, lock=True)
+                if lead is not None and lead.active_attempt_id == p.attempt_id:
+                    lead.lease_until = now
+        else:
+            await self._abort(p)
+        await self.unreachable(p.channel, str(exc), now)
+
+    async def unreachable(self, channel: Channel, error: str, now: float) -> None:
+        """Count an outage of the channel; hold it after a few in a row."""
+        if self.d.health.failed(channel, error, now) is Change.DOWN:
+            self.d.metrics.channel_up.labels(channel).set(0)
+            state = self.d.health.states[channel]
+            log.warning("channel.unavailable", extra={"channel": channel, "error": error})
+            await self._record_channel(
+                channel,
+                events.CHANNEL_UNAVAILABLE,
+                {"channel": channel.value, "error": error, "retry_at": state.retry_at},
+                now,
+            )
+
+    async def reachable(self, channel: Channel) -> None:
+        """The channel answered: bring it back if it was held."""
+        if self.d.health.succeeded(channel) is Change.UP:
+            self.d.metrics.channel_up.labels(channel).set(1)
+            log.info("channel.available", extra={"channel": channel})
+            await self._record_channel(
+                channel, events.CHANNEL_AVAILABLE, {"channel": channel.value}, None
+            )
+
+    async def _record_channel(
+        self, channel: Channel, type: str, data: dict[str, Any], now: float | None
+    ) -> None:
+        """One audit event on every live campaign with a step on the channel."""
+        at = self.d.clock.now() if now is None else now
+        async with self.d.db.session() as s:
+            live = await campaign_store.in_states(
+                s, (CampaignState.RUNNING, CampaignState.PAUSED, CampaignState.STOPPING)
+            )
+            for c in live:
+                if self.d.specs.of(c).steps_of(channel):
+                    events.campaign_event(s, c, type, at=at, reason=data.get("error"), data=data)
 
     async def _abort(self, p: Prepared) -> None:
         """The campaign changed before the hand-off: the attempt never happened."""

@@ -16,20 +16,23 @@ from dataclasses import dataclass, field
 from dialer.agents import pool
 from dialer.bus.base import ControlMessage
 from dialer.channels.base import CallEvent
-from dialer.domain.campaign import CampaignSpec, Channel
-from dialer.domain.states import AttemptStatus, CampaignAction, CampaignState, LeadStatus
+from dialer.domain.campaign import CampaignSpec
+from dialer.domain.states import AttemptStatus, CampaignAction, CampaignState
 from dialer.engine import control, leads
 from dialer.engine.deps import Deps
-from dialer.engine.dispatch import Dispatcher, Prepared, contact
+from dialer.engine.dispatch import Dispatcher
 from dialer.engine.outcomes import Outcomes
+from dialer.engine.reconcile import Reconciler
 from dialer.store import agents as agent_store
 from dialer.store import attempts as attempt_store
 from dialer.store import campaigns as campaign_store
 from dialer.store import leads as lead_store
+from dialer.store.db import describe, unavailable
 from dialer.store.models import Campaign
 
 log = logging.getLogger(__name__)
 GAUGE_SECONDS = 15.0
+RECONCILE_SECONDS = 5.0  # how often open attempts nobody vouches for are looked for
 
 
 @dataclass(slots=True)
@@ -48,6 +51,8 @@ class Engine:
         self.tick_seconds = tick_seconds
         self.outcomes = Outcomes(deps)
         self.dispatcher = Dispatcher(deps, self.outcomes)
+        self.reconciler = Reconciler(deps, self.outcomes, self.dispatcher)
+        self._reconciled_at = float("-inf")
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._gauged_at = float("-inf")
@@ -85,8 +90,11 @@ class Engine:
         while not self._stop.is_set():
             try:
                 await self.tick()
-            except Exception:
-                log.exception("engine tick failed")
+            except Exception as exc:
+                if unavailable(exc):  # nothing dispatches; the next tick tries again
+                    log.warning("engine tick failed: %s", describe(exc))
+                else:
+                    log.exception("engine tick failed")
             self._wake.clear()
             sleeper = asyncio.ensure_future(self.d.clock.sleep(self.tick_seconds))
             waker = asyncio.ensure_future(self._wake.wait())
@@ -119,7 +127,10 @@ class Engine:
         now = self.d.clock.now()
         report.started = await self._start_scheduled(now)
         await self._auto_resume_leads(now)
-        report.reconciled = await self._reconcile(now)
+        await self.reconciler.renew(now)
+        if now - self._reconciled_at >= min(RECONCILE_SECONDS, self.d.tuning.lease_seconds / 4):
+            self._reconciled_at = now
+            report.reconciled = await self.reconciler.run(now)
         report.abandoned = await self.outcomes.check_abandons(now)
         async with self.d.db.session() as s:
             await pool.end_wrap_ups(s, now)
@@ -185,51 +196,6 @@ class Engine:
                     actor="scheduler",
                     reason="pause ran out",
                 )
-
-    async def _reconcile(self, now: float) -> int:
-        """Attempts written but never confirmed by a channel, whose lease ran out (a worker
-        died mid-dispatch): ask the carrier before anything is dialled again."""
-        async with self.d.db.read() as conn:
-            stale = await attempt_store.stale_created(conn, now)
-        for st in stale:
-            known = await self.d.voice.lookup(st.idem_key) if st.channel is Channel.VOICE else None
-            if known is not None:
-                await self.outcomes.on_call_event(
-                    CallEvent(
-                        attempt_id=str(st.attempt_id),
-                        carrier_id=known.carrier_id,
-                        status=AttemptStatus.QUEUED,
-                        at=known.at,
-                    )
-                )
-                await self.outcomes.on_call_event(known)
-                continue
-            async with self.d.db.session() as s:
-                c = await control.load(s, st.campaign_id)
-                lead = await lead_store.get(s, st.lead_id, lock=True)
-                if lead is None:
-                    continue
-                lead.lease_until = now + self.d.tuning.lease_seconds
-                lead.lease_owner = self.d.tuning.worker_id
-                spec = self.spec(c)
-                lead_contact = contact(lead)
-            self.d.fence.see(c.id, c.state, c.version)
-            # Same attempt, same idempotency key: at most one call for (lead, step, try).
-            await self.dispatcher.dispatch(
-                Prepared(
-                    attempt_id=st.attempt_id,
-                    idem_key=st.idem_key,
-                    campaign_id=st.campaign_id,
-                    version=c.version,
-                    lead_id=st.lead_id,
-                    prior_status=LeadStatus(st.lead_status),
-                    channel=Channel(spec.sequence[st.step].channel),
-                    step=st.step,
-                    lead=lead_contact,
-                ),
-                spec,
-            )
-        return len(stale)
 
     async def _maybe_complete(self, c: Campaign, now: float) -> bool:
         async with self.d.db.read() as conn:

@@ -111,6 +111,20 @@ class Metrics:
             ["channel", "outcome"],
             registry=r,
         )
+        self.channel_up = Gauge(
+            "dialer_channel_up",
+            "1 while the channel's carrier or mail server is reachable, 0 while it is held.",
+            ["channel"],
+            registry=r,
+        )
+        self.attempts_reconciled = Counter(
+            "dialer_attempts_reconciled",
+            "Open attempts whose lease ran out, resolved by asking the carrier, by result.",
+            ["result"],
+            registry=r,
+        )
+        for channel in ("voice", "email"):
+            self.channel_up.labels(channel).set(1)
 
     def set_campaign_state(self, campaign_id: str, state: str) -> None:
         """1 for `state`, 0 for every other campaign state (ValueError if unknown)."""

@@ -122,3 +122,16 @@ async def busy(session: AsyncSession, campaign_id: str) -> list[tuple[str, float
         )
     )
     return [(state, until) for state, until in rows.all()]
+
+
+async def holding(session: AsyncSession, campaign_id: str) -> list[Agent]:
+    """Agents of the campaign held for its ringing calls or on one of its calls."""
+    rows = await session.scalars(
+        select(Agent)
+        .where(
+            Agent.campaign_id == campaign_id,
+            Agent.state.in_((AgentState.RESERVED, AgentState.ON_CALL)),
+        )
+        .order_by(Agent.id)
+    )
+    return list(rows.all())

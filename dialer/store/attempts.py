@@ -6,11 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Row, case, delete, func, or_, select
+from sqlalchemy import Row, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from dialer.domain.campaign import AnsweredBy, Channel
-from dialer.domain.states import ATTEMPT_LIVE, ATTEMPT_UNANSWERED_END, AttemptStatus
+from dialer.domain.states import (
+    ATTEMPT_LIVE,
+    ATTEMPT_RINGING,
+    ATTEMPT_UNANSWERED_END,
+    AttemptStatus,
+)
 from dialer.store.models import Attempt, Lead
 
 
@@ -95,40 +100,130 @@ async def queued_calls(conn: AsyncConnection, campaign_id: str) -> list[tuple[in
 
 @dataclass(frozen=True, slots=True)
 class Stale:
+    """An open attempt the reconciler must resolve, with what it asks the carrier."""
+
     attempt_id: int
     idem_key: str
     channel: Channel
+    status: AttemptStatus
+    carrier_id: str | None
+    created_at: float
     campaign_id: str
     step: int
     lead_id: int
     lead_status: str
+    phone: str | None
+    active: bool  # the lead's current attempt (not a late one the lead moved on from)
 
 
-async def stale_created(conn: AsyncConnection, now: float, *, limit: int = 200) -> list[Stale]:
-    """Attempts written but never confirmed by a channel whose lead's lease ran out (a
-    worker died mid-dispatch)."""
+async def stale_live(
+    conn: AsyncConnection,
+    now: float,
+    *,
+    orphan_before: float,
+    ringing_before: float,
+    talking_before: float,
+    limit: int = 200,
+) -> list[Stale]:
+    """Open attempts nobody vouches for (docs/architecture.md §15.2): the lead's lease ran
+    out (its worker died or gave the call up); or the attempt is not its lead's current one
+    and has not moved since `orphan_before`; or it has been ringing since `ringing_before`
+    or talking since `talking_before` with no news (callbacks lost)."""
+    active = Lead.active_attempt_id == Attempt.id
     rows = await conn.execute(
         select(
             Attempt.id,
             Attempt.idem_key,
             Attempt.channel,
+            Attempt.status,
+            Attempt.carrier_id,
+            Attempt.created_at,
             Attempt.campaign_id,
             Attempt.step,
             Lead.id,
             Lead.status,
+            Lead.phone,
+            active,
         )
-        .join(Lead, Lead.active_attempt_id == Attempt.id)
+        .join(Lead, Lead.id == Attempt.lead_id)
         .where(
-            Attempt.status == AttemptStatus.CREATED,
-            Lead.lease_until.is_not(None),
-            Lead.lease_until < now,
+            Attempt.status.in_(tuple(ATTEMPT_LIVE)),
+            or_(
+                active & Lead.lease_until.is_not(None) & (Lead.lease_until < now),
+                ~active & (Attempt.updated_at < orphan_before),
+                Attempt.status.in_(tuple(ATTEMPT_RINGING)) & (Attempt.updated_at < ringing_before),
+                (Attempt.status == AttemptStatus.IN_PROGRESS)
+                & (Attempt.updated_at < talking_before),
+            ),
         )
+        .order_by(Attempt.id)
         .limit(limit)
     )
     return [
-        Stale(attempt_id, key, Channel(channel), campaign_id, step, lead_id, lead_status)
-        for attempt_id, key, channel, campaign_id, step, lead_id, lead_status in rows.all()
+        Stale(
+            attempt_id=r[0],
+            idem_key=r[1],
+            channel=Channel(r[2]),
+            status=AttemptStatus(r[3]),
+            carrier_id=r[4],
+            created_at=r[5],
+            campaign_id=r[6],
+            step=r[7],
+            lead_id=r[8],
+            lead_status=r[9],
+            phone=r[10],
+            active=bool(r[11]),
+        )
+        for r in rows.all()
     ]
+
+
+async def other_calls(conn: AsyncConnection, lead_id: int, attempt_id: int) -> frozenset[str]:
+    """Carrier ids of the lead's other attempts (never taken for this one's call)."""
+    rows = await conn.execute(
+        select(Attempt.carrier_id).where(
+            Attempt.lead_id == lead_id, Attempt.id != attempt_id, Attempt.carrier_id.is_not(None)
+        )
+    )
+    return frozenset(c for (c,) in rows.all() if c)
+
+
+async def adopt(
+    session: AsyncSession, attempt_id: int, worker_id: str, now: float, lease_until: float
+) -> None:
+    """This worker vouches for a live attempt the carrier still has: its lead's lease is
+    renewed in this worker's name and the attempt counts as fresh news."""
+    await session.execute(
+        update(Attempt).where(Attempt.id == attempt_id).values(worker_id=worker_id, updated_at=now)
+    )
+    await session.execute(
+        update(Lead)
+        .where(Lead.active_attempt_id == attempt_id)
+        .values(lease_owner=worker_id, lease_until=lease_until)
+    )
+
+
+async def renew_leases(
+    conn: AsyncConnection, worker_id: str, now: float, lease_until: float, renew_before: float
+) -> int:
+    """Extend the leases of the leads whose call this worker has with the carrier (handed
+    off, not final), when they run out before `renew_before`. A worker that dies stops
+    renewing: its calls' leases run out and the reconciler takes them."""
+    mine = select(Attempt.id).where(
+        Attempt.worker_id == worker_id,
+        Attempt.status.in_(tuple(ATTEMPT_LIVE - {AttemptStatus.CREATED})),
+    )
+    result = await conn.execute(
+        update(Lead)
+        .where(
+            Lead.lease_owner == worker_id,
+            Lead.lease_until < renew_before,
+            Lead.active_attempt_id.in_(mine),
+        )
+        .values(lease_until=lease_until)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
 
 
 async def waiting_for_agent(session: AsyncSession) -> list[Attempt]:
@@ -189,3 +284,45 @@ async def recent_resolved(
         .limit(limit)
     )
     return rows.all()
+
+
+# -- stopping campaign: what it waits for
+# (docs/api.md §4.5, `waiting_for`)
+@dataclass(frozen=True, slots=True)
+class LiveGroup:
+    """The campaign's live attempts of one (status, step, channel)."""
+
+    status: str
+    step: int
+    channel: str
+    count: int
+    oldest_at: float  # the earliest created_at
+    # The latest time the reconciler may leave one of them alone: its lead's lease while
+    # the lead holds one for it, else its last change plus the lease (docs/architecture.md §6.3).
+    stale_by: float
+
+
+async def live_groups(
+    session: AsyncSession, campaign_id: str, lease_seconds: float
+) -> list[LiveGroup]:
+    """The campaign's attempts not final yet, counted by status, step and channel (one
+    query over the campaign's attempts, each lead read by its key)."""
+    lease = case((Lead.active_attempt_id == Attempt.id, Lead.lease_until), else_=None)
+    rows = await session.execute(
+        select(
+            Attempt.status,
+            Attempt.step,
+            Attempt.channel,
+            func.count(),
+            func.min(Attempt.created_at),
+            func.max(func.coalesce(lease, Attempt.updated_at + lease_seconds)),
+        )
+        .select_from(Attempt)
+        .outerjoin(Lead, Lead.id == Attempt.lead_id)
+        .where(Attempt.campaign_id == campaign_id, Attempt.status.in_(tuple(ATTEMPT_LIVE)))
+        .group_by(Attempt.status, Attempt.step, Attempt.channel)
+    )
+    return [
+        LiveGroup(status, int(step), channel, int(n), float(oldest), float(stale))
+        for status, step, channel, n, oldest, stale in rows.all()
+    ]

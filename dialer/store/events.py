@@ -107,3 +107,32 @@ async def subjects(
     agents = {a.id: a for a in await session.scalars(select(Agent).where(Agent.id.in_(aids)))}
     leads = {str(x.id): x for x in await session.scalars(select(Lead).where(Lead.id.in_(lids)))}
     return camps, agents, leads
+
+
+# -- channel status of a campaign (docs/api.md §4, `channels`)
+CHANNEL_UNAVAILABLE = "campaign.channel_unavailable"
+CHANNEL_AVAILABLE = "campaign.channel_available"
+
+
+async def latest_channel_events(
+    session: AsyncSession, campaign_ids: Iterable[str]
+) -> dict[str, dict[str, Event]]:
+    """campaign id -> channel -> the latest `campaign.channel_(un)available` event of that
+    channel (the engine records one at each change, so there are few of them)."""
+    ids = list(set(campaign_ids))
+    out: dict[str, dict[str, Event]] = {}
+    if not ids:
+        return out
+    rows = await session.scalars(
+        select(Event)
+        .where(
+            Event.campaign_id.in_(ids),
+            Event.type.in_((CHANNEL_UNAVAILABLE, CHANNEL_AVAILABLE)),
+        )
+        .order_by(Event.id)
+    )
+    for ev in rows.all():
+        channel = (ev.data or {}).get("channel")
+        if isinstance(channel, str) and ev.campaign_id is not None:
+            out.setdefault(ev.campaign_id, {})[channel] = ev  # later rows win
+    return out

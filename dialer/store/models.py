@@ -143,7 +143,11 @@ class Event(Base):
     """Append-only audit trail and source of the live stream."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_campaign", "campaign_id", "id"),)
+    __table_args__ = (
+        Index("ix_events_campaign", "campaign_id", "id"),
+        # The latest channel event of a campaign (its `channels`, docs/api.md §4.5).
+        Index("ix_events_campaign_type", "campaign_id", "type", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     at: Mapped[float] = mapped_column(Float)

@@ -10,6 +10,7 @@ from dialer.agents import pool
 from dialer.clock import Clock
 from dialer.domain.campaign import Channel
 from dialer.domain.states import (
+    AGENT_FORCE_TARGETS,
     AGENT_SELF_STATES,
     AgentState,
     CampaignState,
@@ -77,14 +78,29 @@ class AgentOps:
         async with self.db.reader() as s:
             return await agent_store.all_agents(s)
 
-    async def set_state(self, agent_id: str, state: str, *, actor: str) -> Agent:
+    async def set_state(
+        self,
+        agent_id: str,
+        state: str,
+        *,
+        actor: str,
+        force: bool = False,
+        reason: str | None = None,
+    ) -> Agent:
         """available / offline / break, asked by the agent or a supervisor; `available`
-        also ends a wrap-up early."""
+        also ends a wrap-up early. `force` (a supervisor's override, the caller checks the
+        role) moves the agent to offline or available from any state and ends its
+        engagement (docs/architecture.md §2.4, `pool.force`); `reason` goes to the audit."""
         to: AgentState | None
         try:
             to = AgentState(state)
         except ValueError:
             to = None
+        if force and to not in AGENT_FORCE_TARGETS:
+            raise ValidationFailed(
+                "bad state",
+                [{"field": "state", "message": "a forced move is to available or offline"}],
+            )
         if to not in AGENT_SELF_STATES:
             raise ValidationFailed(
                 "bad state", [{"field": "state", "message": "available, offline or break"}]
@@ -94,13 +110,19 @@ class AgentOps:
             agent = await agent_store.get(s, agent_id, lock=True)
             if agent is None:
                 raise NotFound(f"no agent {agent_id!r}", {"id": agent_id})
+            if force:
+                try:
+                    await pool.force(s, agent, to, now, reason, actor=actor)
+                except InvalidTransition as exc:  # not reached: `to` was checked above
+                    raise InvalidState(str(exc), agent.state) from None
+                return agent
             current = AgentState(agent.state)
             if current is AgentState.RESERVED and to is not AgentState.AVAILABLE:
                 raise InvalidState("the agent is held for a ringing call", current)
             if current is to:
                 return agent
             try:
-                pool.move(s, agent, to, now, None, actor=actor, engine=False)
+                pool.move(s, agent, to, now, reason, actor=actor, engine=False)
             except InvalidTransition as exc:
                 raise InvalidState(str(exc), current) from None
             agent.wrap_up_until = None

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from dialer.agents import pool
 from dialer.clock import Clock
-from dialer.domain.campaign import CampaignPatch, CampaignSpec
+from dialer.domain.campaign import CampaignPatch, CampaignSpec, Channel, VoiceStep
 from dialer.domain.contacts import ContactError, normalize_phone
 from dialer.domain.links import LinkSigner
 from dialer.domain.states import CAMPAIGN_EDITABLE, CampaignAction, CampaignState
@@ -29,10 +29,12 @@ from dialer.errors import (
     invalid,
 )
 from dialer.metrics.registry import Metrics
+from dialer.store import agents as agent_store
+from dialer.store import attempts as attempt_store
 from dialer.store import campaigns as campaign_store
 from dialer.store import events
-from dialer.store.db import Database
-from dialer.store.models import Attempt, Campaign, Event
+from dialer.store.db import Database, DbSession
+from dialer.store.models import Agent, Attempt, Campaign, Event
 from dialer.store.stats import CampaignStats, campaign_stats
 from dialer.usecases.agents import AgentOps
 from dialer.usecases.dnc import DncOps
@@ -57,6 +59,62 @@ class TerminateResult:
     released_agents: list[str]
     cancelled_calls: list[str]
     steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStatus:
+    """A campaign's channel as the engine last reported it (docs/api.md §4.5)."""
+
+    up: bool
+    since: float | None = None  # the report's time; None: never reported down
+    error: str | None = None
+    retry_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingFor:
+    """What a `stopping` campaign still waits for before it is `stopped` (docs/api.md §4.5)."""
+
+    attempts: int
+    by_status: dict[str, int]
+    oldest_at: float | None
+    agents: list[Agent]
+    # When the reconciler resolves the last of them, if no callback does it first
+    # (docs/architecture.md §6.3): the latest stale time plus the voice step's ring timeout.
+    expected_by: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignView:
+    """A campaign with what its page shows beside it: channel status, and for a stopping
+    campaign what it waits for."""
+
+    campaign: Campaign
+    channels: dict[str, ChannelStatus]
+    waiting_for: WaitingFor | None = None
+
+
+def channel_statuses(spec: CampaignSpec, latest: dict[str, Event]) -> dict[str, ChannelStatus]:
+    """Each channel of the campaign (and any the engine reported on): up unless its latest
+    report is `campaign.channel_unavailable`."""
+    names = {str(step.channel) for step in spec.sequence} | set(latest)
+    out: dict[str, ChannelStatus] = {}
+    for name in sorted(names):
+        ev = latest.get(name)
+        if ev is None:
+            out[name] = ChannelStatus(up=True)
+        elif ev.type == events.CHANNEL_UNAVAILABLE:
+            retry_at = ev.data.get("retry_at")
+            error = ev.data.get("error")
+            out[name] = ChannelStatus(
+                up=False,
+                since=ev.at,
+                error=str(error) if error is not None else None,
+                retry_at=float(retry_at) if isinstance(retry_at, int | float) else None,
+            )
+        else:
+            out[name] = ChannelStatus(up=True, since=ev.at)
+    return out
 
 
 def validate_spec(data: dict[str, Any]) -> CampaignSpec:
@@ -88,8 +146,13 @@ class Service:
         clock: Clock,
         metrics: Metrics,
         links: LinkSigner,
+        *,
+        lease_seconds: float = 60.0,
     ) -> None:
         self.db = db
+        # The engine's lease (DIALER_LEASE_SECONDS): when the reconciler takes over an
+        # attempt nobody reports on (docs/architecture.md §6.3), read by `view`.
+        self.lease_seconds = lease_seconds
         self.engine = engine
         self.clock = clock
         self.metrics = metrics
@@ -176,6 +239,51 @@ class Service:
     ) -> list[Campaign]:
         async with self.db.reader() as s:
             return await campaign_store.list_campaigns(s, state=state, archived=archived)
+
+    async def view(self, campaign_id: str) -> CampaignView:
+        """The campaign with its channels and, when stopping, what it waits for (one
+        read snapshot)."""
+        async with self.db.reader() as s:
+            c = await control.load(s, campaign_id)
+            latest = await events.latest_channel_events(s, [c.id])
+            waiting = await self._waiting_for(s, c) if c.state == CampaignState.STOPPING else None
+        spec = self.engine.spec(c)
+        return CampaignView(c, channel_statuses(spec, latest.get(c.id, {})), waiting)
+
+    async def list_views(
+        self, *, state: str | None = None, archived: bool | None = False
+    ) -> list[CampaignView]:
+        """The list with each campaign's channels (one more query for all of them);
+        `waiting_for` is the detail's (GET one)."""
+        async with self.db.reader() as s:
+            items = await campaign_store.list_campaigns(s, state=state, archived=archived)
+            latest = await events.latest_channel_events(s, [c.id for c in items])
+        return [
+            CampaignView(c, channel_statuses(self.engine.spec(c), latest.get(c.id, {})))
+            for c in items
+        ]
+
+    async def _waiting_for(self, s: DbSession, c: Campaign) -> WaitingFor:
+        groups = await attempt_store.live_groups(s, c.id, self.lease_seconds)
+        agents = await agent_store.holding(s, c.id)
+        spec = self.engine.spec(c)
+        by_status: dict[str, int] = {}
+        expected: float | None = None
+        for g in groups:
+            by_status[g.status] = by_status.get(g.status, 0) + g.count
+            step = spec.sequence[g.step] if 0 <= g.step < len(spec.sequence) else None
+            ring = step.ring_timeout_seconds if isinstance(step, VoiceStep) else 0
+            if g.channel != Channel.VOICE:
+                ring = 0
+            end = g.stale_by + ring
+            expected = end if expected is None else max(expected, end)
+        return WaitingFor(
+            attempts=sum(by_status.values()),
+            by_status=dict(sorted(by_status.items())),
+            oldest_at=min((g.oldest_at for g in groups), default=None),
+            agents=agents,
+            expected_by=expected,
+        )
 
     # -- control ---------------------------------------------------------------------------
     async def start(self, campaign_id: str, *, actor: str, at: float | None = None) -> Campaign:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dialer.store import agents as agent_store
 from tests.api.conftest import Api
 from tests.harness import leads
 
@@ -121,3 +122,69 @@ async def test_queue_follows_the_campaign(api: Api) -> None:
     assert (await api.call("GET", "/api/v1/agents/a1/queue", role=None))[0] == 401
     status, body = await api.call("GET", "/api/v1/agents/a9/queue")
     assert status == 404 and body["error"]["code"] == "not_found"
+
+
+async def stuck(api: Api, agent_id: str, state: str, campaign_id: str | None) -> None:
+    """The agent as a crash leaves it: on a call (or held) that nothing will end."""
+    async with api.runtime.db.session() as s:
+        agent = await agent_store.get(s, agent_id, lock=True)
+        assert agent is not None
+        agent.state, agent.campaign_id, agent.attempt_id = state, campaign_id, 424242
+        agent.wrap_up_until = None
+        agent.version += 1
+
+
+async def test_supervisor_forces_a_stuck_agent(api: Api) -> None:
+    c = await api.campaign(agent_ids=["a1"])
+    await stuck(api, "a1", "on_call", c["id"])
+    path = "/api/v1/agents/a1/state"
+    status, body = await api.call("POST", path, role="supervisor", json={"state": "offline"})
+    assert status == 409 and body["error"]["details"]["state"] == "on_call"
+    for role in ("agent", "viewer"):  # the agent itself may not force, nor may a viewer
+        status, body = await api.call(
+            "POST", path, role=role, json={"state": "available", "force": True}
+        )
+        assert status == 403 and body["error"]["code"] == "forbidden", role
+    for bad, name in (
+        ({"state": "break", "force": True}, "state"),
+        ({"state": "on_call", "force": True}, "state"),
+        ({"state": "offline", "force": "yes please"}, "force"),
+        ({"state": "offline", "force": True, "reason": "x" * 501}, "reason"),
+    ):
+        status, body = await api.call("POST", path, role="supervisor", json=bad)
+        assert status == 422 and fields(body) == [name], bad
+    status, body = await api.call("GET", "/api/v1/agents/a1/queue", role="agent")
+    assert body["agent"]["state"] == "on_call"  # nothing above changed it
+
+    status, body = await api.call(
+        "POST",
+        path,
+        role="supervisor",
+        json={"state": "offline", "force": True, "reason": "crashed mid-call"},
+    )
+    assert status == 200, body
+    assert body["state"] == "offline" and body["campaign_id"] is None
+    assert body["attempt_id"] is None and body["wrap_up_until"] is None
+    status, again = await api.call(
+        "POST", path, role="supervisor", json={"state": "offline", "force": True}
+    )
+    assert status == 200 and again["version"] == body["version"]  # nothing left to end
+
+    status, events = await api.call("GET", f"/api/v1/campaigns/{c['id']}/events?entity=agent")
+    forced = [e for e in events["items"] if e["type"] == "agent.forced"]
+    assert len(forced) == 1
+    e = forced[0]
+    assert (e["actor"], e["entity_id"], e["from_state"], e["to_state"], e["reason"]) == (
+        "supervisor:supervisor-test",
+        "a1",
+        "on_call",
+        "offline",
+        "crashed mid-call",
+    )
+    assert e["data"]["attempt_id"] == "424242" and e["data"]["released"] is True
+
+    # Forced available from a hold of a campaign that is not running: free for other work.
+    await stuck(api, "a1", "reserved", c["id"])
+    status, body = await api.call("POST", path, json={"state": "available", "force": True})
+    assert status == 200 and body["state"] == "available"
+    assert body["campaign_id"] is None and body["attempt_id"] is None

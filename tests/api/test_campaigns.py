@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import Api
+from datetime import datetime
+
+from dialer.channels.simulated import SimProfile
+from dialer.store import events
+from dialer.store.models import Attempt, Lead
+from tests.api.conftest import Api, ApiFactory
 from tests.harness import leads
 
 
@@ -102,3 +107,123 @@ async def test_audit_trail_filters_by_entity(api: Api) -> None:
     assert status == 200 and body["items"] and {e["entity"] for e in body["items"]} == {"lead"}
     status, body = await api.call("GET", f"/api/v1/campaigns/{c['id']}/events?entity=bogus")
     assert status == 422 and body["error"]["details"]["errors"][0]["field"] == "entity"
+
+
+ANSWER = SimProfile(
+    answer_rate=1.0,
+    machine_rate=0.0,
+    busy_rate=0.0,
+    fail_rate=0.0,
+    ring_mean=4.0,
+    ring_min=3.0,
+    talk_mean=300.0,
+    talk_min=200.0,
+)
+
+
+def epoch(iso_time: str) -> float:
+    return datetime.fromisoformat(iso_time).timestamp()
+
+
+async def test_channels_follow_the_engines_reports(api: Api) -> None:
+    """`channels` comes from the latest campaign.channel_(un)available event per channel
+    (docs/api.md §4.5); a channel never reported on is up."""
+    c, other = await api.campaign(), await api.campaign()
+    cid = c["id"]
+    status, one = await api.call("GET", f"/api/v1/campaigns/{cid}", role="viewer")
+    assert status == 200 and one["channels"] == {
+        "email": {"up": True, "since": None, "error": None, "retry_at": None},
+        "voice": {"up": True, "since": None, "error": None, "retry_at": None},
+    }
+    assert one["waiting_for"] is None
+
+    t0 = api.clock.now()
+
+    async def report(campaign_id: str, type_: str, at: float, **data: object) -> None:
+        async with api.runtime.db.session() as s:
+            events.record(
+                s,
+                at=at,
+                entity="campaign",
+                entity_id=campaign_id,
+                campaign_id=campaign_id,
+                type=type_,
+                actor="engine",
+                data=dict(data),
+            )
+
+    down, up = "campaign.channel_unavailable", "campaign.channel_available"
+    await report(cid, down, t0, channel="voice", error="first", retry_at=t0 + 5)
+    await report(cid, down, t0 + 10, channel="voice", error="connect refused", retry_at=t0 + 40)
+    await report(cid, down, t0 + 11, channel="email", error="smtp refused", retry_at=t0 + 71)
+    await report(cid, up, t0 + 12, channel="email")
+    status, one = await api.call("GET", f"/api/v1/campaigns/{cid}", role="viewer")
+    voice, email = one["channels"]["voice"], one["channels"]["email"]
+    assert voice["up"] is False and voice["error"] == "connect refused"
+    assert epoch(voice["since"]) == t0 + 10 and epoch(voice["retry_at"]) == t0 + 40
+    assert email["up"] is True and epoch(email["since"]) == t0 + 12 and email["error"] is None
+    status, listed = await api.call("GET", "/api/v1/campaigns", role="viewer")
+    by_id = {x["id"]: x for x in listed["items"]}
+    assert by_id[cid]["channels"] == one["channels"]
+    assert by_id[other["id"]]["channels"]["voice"]["up"] is True  # not another's report
+
+    await report(cid, up, t0 + 50, channel="voice")
+    status, one = await api.call("GET", f"/api/v1/campaigns/{cid}")
+    assert one["channels"]["voice"]["up"] is True and epoch(one["channels"]["voice"]["since"]) == (
+        t0 + 50
+    )
+
+
+async def test_stopping_campaign_says_what_it_waits_for(make_api: ApiFactory) -> None:
+    api = await make_api(profile=ANSWER)
+    status, _ = await api.call(
+        "POST", "/api/v1/agents/a1/state", role="agent", json={"state": "available"}
+    )
+    assert status == 200
+    c = await api.campaign(agent_ids=["a1"], pacing={"mode": "progressive", "lines_per_agent": 1.0})
+    cid = c["id"]
+    await api.runtime.service.leads.add(cid, leads(3))
+    await api.call("POST", f"/api/v1/campaigns/{cid}/start")
+    await api.tick()
+    await api.clock.advance(10)  # answered
+    await api.tick()  # bridged to a1
+    status, running = await api.call("GET", f"/api/v1/campaigns/{cid}")
+    assert running["state"] == "running" and running["waiting_for"] is None
+    [dial] = api.voice.of(cid)
+    await api.clock.advance(5)
+    status, body = await api.call(
+        "POST", f"/api/v1/campaigns/{cid}/terminate", json={"confirm": cid}
+    )
+    assert status == 202 and body["campaign"]["state"] == "stopping"
+
+    await api.clock.advance(7)
+    status, one = await api.call("GET", f"/api/v1/campaigns/{cid}", role="viewer")
+    assert status == 200 and one["state"] == "stopping"
+    waiting = one["waiting_for"]
+    async with api.runtime.db.session() as s:
+        attempt = await s.get(Attempt, int(dial.attempt_id))
+        assert attempt is not None
+        lead = await s.get(Lead, attempt.lead_id)
+        assert lead is not None
+    assert waiting["attempts"] == 1 and waiting["by_status"] == {"in_progress": 1}
+    assert epoch(waiting["oldest_at"]) == attempt.created_at
+    assert waiting["oldest_age_seconds"] == api.clock.now() - attempt.created_at
+    assert waiting["agents"] == [
+        {"id": "a1", "name": "Agent One", "state": "on_call", "attempt_id": dial.attempt_id}
+    ]
+    lease = api.runtime.settings.lease_seconds
+    stale = (
+        lead.lease_until
+        if lead.active_attempt_id == attempt.id and lead.lease_until is not None
+        else attempt.updated_at + lease
+    )
+    ring = one["sequence"][0]["ring_timeout_seconds"]
+    assert epoch(waiting["expected_by"]) == stale + ring
+
+    for _ in range(400):  # the call ends: nothing is left, the campaign stops
+        await api.clock.advance(1)
+        await api.tick()
+        status, one = await api.call("GET", f"/api/v1/campaigns/{cid}")
+        if one["state"] == "stopped":
+            break
+    assert one["state"] == "stopped" and one["waiting_for"] is None

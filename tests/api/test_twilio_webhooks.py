@@ -17,7 +17,13 @@ import pytest
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from dialer.channels.base import CallEvent, CallEventSink, DialRequest
+from dialer.channels.base import (
+    CallEventSink,
+    CallFate,
+    CallQuery,
+    DialRequest,
+    FateKind,
+)
 from dialer.channels.maildir import MaildirEmail
 from dialer.clock import FakeClock
 from dialer.store.models import Attempt
@@ -50,8 +56,8 @@ class SpyVoice:
     async def hangup(self, carrier_id: str, *, message: str | None = None) -> None:
         self.hangups.append((carrier_id, message))
 
-    async def lookup(self, idempotency_key: str) -> CallEvent | None:
-        return None
+    async def lookup(self, query: CallQuery) -> CallFate:
+        return CallFate(FateKind.UNKNOWN)
 
     async def close(self) -> None:
         pass

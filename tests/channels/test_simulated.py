@@ -6,7 +6,15 @@ from itertools import pairwise
 
 import pytest
 
-from dialer.channels.base import CallEvent, ChannelError, DialRequest, VoiceChannel
+from dialer.channels.base import (
+    NOT_PLACED,
+    CallEvent,
+    CallQuery,
+    ChannelError,
+    DialRequest,
+    FateKind,
+    VoiceChannel,
+)
 from dialer.channels.simulated import Outcome, SimProfile, SimulatedVoice
 from dialer.clock import FakeClock
 from dialer.domain.states import ATTEMPT_FINAL, AttemptStatus, attempt_advances
@@ -317,15 +325,59 @@ async def test_dial_needs_a_sink() -> None:
         await voice.dial(request(1))
 
 
+def query(i: int, placed_after: float) -> CallQuery:
+    return CallQuery(f"a{i}", f"k{i}", None, f"+1555000{i:04d}", "+15550009999", placed_after)
+
+
 async def test_lookup_reports_the_latest_status() -> None:
     clock, voice, _ = make(HUMAN_ONLY)
-    assert await voice.lookup("k1") is None
+    # Placed since this carrier came up and not in its record: never placed.
+    assert await voice.lookup(query(1, clock.now())) == NOT_PLACED
     carrier_id = await voice.dial(request(1))
-    queued = await voice.lookup("k1")
-    assert queued is not None and (queued.status, queued.carrier_id) == (S.QUEUED, carrier_id)
+    queued = await voice.lookup(query(1, clock.now()))
+    assert queued.kind is FateKind.KNOWN and queued.event is not None
+    assert (queued.event.status, queued.event.carrier_id) == (S.QUEUED, carrier_id)
     await clock.run_until_idle()
-    answered = await voice.lookup("k1")
-    assert answered is not None and answered.status is S.IN_PROGRESS
+    answered = await voice.lookup(query(1, clock.now()))
+    assert answered.event is not None and answered.event.status is S.IN_PROGRESS
+
+
+async def test_lookup_of_a_call_older_than_the_carrier_is_unknown() -> None:
+    """The simulated carrier's record lives in its process: after a restart it cannot say
+    what became of a call placed before, and says so rather than 'never placed'."""
+    clock = FakeClock(start=1000.0)
+    voice = SimulatedVoice(clock, HUMAN_ONLY, seed=7)
+    fate = await voice.lookup(query(1, placed_after=999.0))
+    assert fate.kind is FateKind.UNKNOWN and "died" in fate.why
+    assert (await voice.lookup(query(1, placed_after=1000.0))).kind is FateKind.NOT_PLACED
+
+
+async def test_a_report_the_sink_refuses_is_sent_again_in_order() -> None:
+    """No report is ever dropped: a failing sink (the database down) gets the same report
+    again after a backoff, and the call's later reports wait behind it."""
+    clock = FakeClock()
+    voice = SimulatedVoice(clock, HUMAN_ONLY, seed=7)
+    seen: list[AttemptStatus] = []
+    refuse = 3
+
+    async def sink(event: CallEvent) -> None:
+        nonlocal refuse
+        if refuse > 0:
+            refuse -= 1
+            raise ConnectionError("database down")
+        seen.append(event.status)
+
+    voice.set_sink(sink)
+    await voice.dial(request(1))
+    await clock.advance(0)
+    assert seen == [] and voice.redeliveries == 1
+    await clock.advance(0.5)  # first retry after 0.5 s, then 1 s
+    assert seen == [] and voice.redeliveries == 2
+    await clock.advance(1.0)
+    assert seen == [] and voice.redeliveries == 3
+    await clock.run_until_idle()
+    assert seen == [S.QUEUED, S.INITIATED, S.RINGING, S.IN_PROGRESS]
+    assert voice.redeliveries == 3
 
 
 async def test_same_seed_same_run() -> None:
@@ -337,23 +389,6 @@ async def test_same_seed_same_run() -> None:
         return [(c.carrier_id, c.outcome, c.status) for c in voice.record.values()]
 
     assert await run() == await run()
-
-
-async def test_a_failing_sink_does_not_stop_later_reports(caplog: pytest.LogCaptureFixture) -> None:
-    clock = FakeClock()
-    voice = SimulatedVoice(clock, HUMAN_ONLY, seed=3)
-    seen: list[AttemptStatus] = []
-
-    async def flaky(event: CallEvent) -> None:
-        seen.append(event.status)
-        if event.status is S.QUEUED:
-            raise RuntimeError("database is down")
-
-    voice.set_sink(flaky)
-    await voice.dial(request(1))
-    await clock.run_until_idle()
-    assert seen == [S.QUEUED, S.INITIATED, S.RINGING, S.IN_PROGRESS]
-    assert "call event sink failed" in caplog.text
 
 
 def test_profile_rates_are_validated() -> None:

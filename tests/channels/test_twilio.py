@@ -15,7 +15,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from dialer.channels.base import CallEvent, ChannelError, DialRequest
+from dialer.channels.base import (
+    NOT_PLACED,
+    CallEvent,
+    CallQuery,
+    ChannelError,
+    DialRequest,
+    FateKind,
+)
 from dialer.channels.twilio import TwilioVoice
 from dialer.clock import FakeClock
 from dialer.config import Settings
@@ -33,6 +40,7 @@ class Seen:
     path: str
     form: dict[str, list[str]]
     auth: str
+    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,7 +58,13 @@ class Recorder:
         for key, value in form.items():
             values.setdefault(key, []).append(str(value))
         self.seen.append(
-            Seen(request.method, request.path, values, request.headers.get("Authorization", ""))
+            Seen(
+                request.method,
+                request.path,
+                values,
+                request.headers.get("Authorization", ""),
+                dict(request.query),
+            )
         )
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -88,7 +102,7 @@ async def rig() -> AsyncIterator[Rig]:
     recorder = Recorder()
     app = web.Application()
     base = f"/2010-04-01/Accounts/{SID}"
-    app.router.add_post(f"{base}/Calls.json", recorder.handle)
+    app.router.add_route("*", f"{base}/Calls.json", recorder.handle)
     app.router.add_route("*", base + "/Calls/{sid}.json", recorder.handle)
     server = TestServer(app)
     await server.start_server()
@@ -136,19 +150,65 @@ async def test_dial_asks_for_callbacks_amd_ring_timeout_and_time_limit(rig: Rig)
     assert sid == "CA" + "1".zfill(32)
 
 
+def query(
+    key: str = "c1:1:0:1", carrier_id: str | None = None, others: frozenset[str] = frozenset()
+) -> CallQuery:
+    return CallQuery("7", key, carrier_id, "+12125550123", "+14155550100", 1000.0, others)
+
+
 async def test_dial_is_idempotent_per_key_and_lookup_asks_twilio(rig: Rig) -> None:
     first = await rig.voice.dial(request())
     assert await rig.voice.dial(request(attempt="8")) == first
     assert len(rig.recorder.seen) == 1
-    assert await rig.voice.lookup("c9:9:9:9") is None
-    assert len(rig.recorder.seen) == 1
     rig.recorder.replies.append(
         (200, call(first, "completed", duration="31", answered_by="machine_end_beep"))
     )
-    known = await rig.voice.lookup("c1:1:0:1")
-    assert known == CallEvent(
+    known = await rig.voice.lookup(query())
+    assert known.kind is FateKind.KNOWN
+    assert known.event == CallEvent(
         "7", first, AttemptStatus.COMPLETED, rig.clock.now(), "machine", 31.0, None
     )
+    assert rig.recorder.seen[-1].path.endswith(f"/Calls/{first}.json")
+
+
+async def test_lookup_after_a_restart_fetches_the_stored_call_sid(rig: Rig) -> None:
+    """The per-process maps died with the process; the CallSid stored on the attempt
+    is enough to fetch the call."""
+    rig.recorder.replies.append((200, call("CA77", "ringing")))
+    fate = await rig.voice.lookup(query(carrier_id="CA77"))
+    assert fate.event is not None and (fate.event.carrier_id, fate.event.status) == (
+        "CA77",
+        AttemptStatus.RINGING,
+    )
+    rig.recorder.replies.append(error(404, 20404, "not found"))
+    gone = await rig.voice.lookup(query(key="c2:2:0:1", carrier_id="CA404"))
+    assert gone.kind is FateKind.UNKNOWN  # never "not placed": we had its CallSid
+
+
+def listing(*calls: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    return 200, {"calls": list(calls), "next_page_uri": None, "page": 0, "page_size": 20}
+
+
+async def test_lookup_without_a_call_sid_lists_the_calls_to_the_lead(rig: Rig) -> None:
+    rig.recorder.replies.append(listing())
+    assert await rig.voice.lookup(query()) == NOT_PLACED
+    listed = rig.recorder.seen[-1]
+    assert listed.method == "GET" and listed.path.endswith("/Calls.json")
+    assert listed.query["To"] == "+12125550123" and listed.query["From"] == "+14155550100"
+    assert "StartTime>" in listed.query
+
+    # One call that is not another attempt's: that is ours.
+    rig.recorder.replies.extend(
+        [listing(call("CA1", "completed"), call("CA2", "busy")), (200, call("CA2", "busy"))]
+    )
+    fate = await rig.voice.lookup(query(key="c3:3:0:1", others=frozenset({"CA1"})))
+    assert fate.event is not None and (fate.event.carrier_id, fate.event.status) == (
+        "CA2",
+        AttemptStatus.BUSY,
+    )
+    # Two candidates cannot be told apart: unknown, never a guess.
+    rig.recorder.replies.append(listing(call("CA3", "completed"), call("CA4", "completed")))
+    assert (await rig.voice.lookup(query(key="c4:4:0:1"))).kind is FateKind.UNKNOWN
 
 
 @pytest.mark.parametrize(
@@ -171,7 +231,9 @@ async def test_twilio_errors_become_channel_errors(
     assert str(reply[1]["code"]) in str(caught.value)
     assert "+12125550123" not in str(caught.value)  # the number is masked
     # A refused dial is not remembered: the same key may be dialled again.
-    assert await rig.voice.lookup("c1:1:0:1") is None
+    assert caught.value.unavailable is retryable  # 429 and 5xx: an outage, not an outcome
+    rig.recorder.replies.append(listing())
+    assert await rig.voice.lookup(query()) == NOT_PLACED
 
 
 async def test_network_failure_and_timeout_are_retryable(rig: Rig) -> None:
@@ -187,14 +249,17 @@ async def test_network_failure_and_timeout_are_retryable(rig: Rig) -> None:
     try:
         with pytest.raises(ChannelError) as caught:
             await slow.dial(request())
-        assert caught.value.retryable
+        # Timed out: an outage, and the call may have been placed before it did.
+        assert caught.value.retryable and caught.value.unavailable
+        assert caught.value.maybe_placed
     finally:
         await slow.close()
     rig.recorder.delay = 0.0
     await rig.server.close()  # nobody listens any more
     with pytest.raises(ChannelError) as caught:
         await rig.voice.dial(request())
-    assert caught.value.retryable
+    # Refused: an outage, and nothing reached Twilio.
+    assert caught.value.unavailable and not caught.value.maybe_placed
 
 
 async def test_cancel_only_calls_still_queued(rig: Rig) -> None:

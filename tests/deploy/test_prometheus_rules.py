@@ -23,6 +23,7 @@ ALERTS = {
     "DialerCampaignNotDispatching",
     "DialerPauseSlow",
     "DialerTargetDown",
+    "DialerChannelDown",
 }
 
 

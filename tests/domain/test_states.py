@@ -10,6 +10,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from dialer.domain.states import (
     AGENT_ENGINE_MOVES,
+    AGENT_FORCE_TARGETS,
     AGENT_FREE,
     AGENT_SELF_MOVES,
     AGENT_SELF_STATES,
@@ -34,6 +35,7 @@ from dialer.domain.states import (
     InvalidTransition,
     LeadAction,
     LeadStatus,
+    agent_force,
     agent_transition,
     attempt_advances,
     campaign_transition,
@@ -249,6 +251,30 @@ def test_agent_table_rules() -> None:
 def test_agent_cannot_pick_call_states_itself() -> None:
     assert {A.AVAILABLE, A.OFFLINE, A.BREAK} == AGENT_SELF_STATES
     assert not AGENT_SELF_STATES & {A.RESERVED, A.ON_CALL, A.WRAP_UP}
+
+
+@pytest.mark.parametrize(("state", "to"), list(itertools.product(AgentState, AgentState)))
+def test_agent_force_reaches_its_targets_from_anywhere(state: AgentState, to: AgentState) -> None:
+    """A supervisor's override goes to offline or available from every state (even those
+    no table leaves to it: on_call, reserved), and to nothing else."""
+    if to not in AGENT_FORCE_TARGETS:
+        with pytest.raises(InvalidTransition) as info:
+            agent_force(state, to)
+        assert (info.value.entity, info.value.state) == ("agent", state)
+    elif state == to:
+        assert agent_force(state, to) is None
+    else:
+        assert agent_force(state, to) is to
+
+
+def test_agent_force_is_the_only_way_out_of_a_stuck_call() -> None:
+    assert {A.OFFLINE, A.AVAILABLE} == AGENT_FORCE_TARGETS
+    # Neither the agent nor anyone but the engine can take an agent off a call or a hold
+    # to offline: only the force does.
+    for stuck in (A.ON_CALL, A.RESERVED):
+        assert (stuck, A.OFFLINE) not in AGENT_SELF_MOVES | AGENT_ENGINE_MOVES
+        assert agent_force(stuck, A.OFFLINE) is A.OFFLINE
+    assert (A.ON_CALL, A.AVAILABLE) not in AGENT_SELF_MOVES
 
 
 # --- a campaign, its leads and agents, driven at random ------------------------------------

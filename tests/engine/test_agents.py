@@ -133,3 +133,98 @@ async def test_offline_agent_is_never_engaged(db_url: str, tmp_path: Path) -> No
         await h.tick()
         assert len(h.voice.dials) == 1  # progressive: one line for one free agent
         assert (await h.service.get_campaign(c.id)).state == CampaignState.RUNNING
+
+
+async def agent_row(h: Harness, agent_id: str) -> tuple[str, str | None, int | None, int]:
+    a = await h.service.agents.get(agent_id)
+    return a.state, a.campaign_id, a.attempt_id, a.version
+
+
+async def test_forced_agent_is_not_moved_by_the_end_of_its_old_call(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A supervisor forces an agent on a live call back to `available` (docs/architecture.md
+    §2.4): it stays engaged with the running campaign and takes its next call; the old call
+    goes on to its end at the carrier, and that end moves neither the agent nor its new call."""
+    async with harness(db_url, tmp_path, profile=ANSWER) as h:
+        await h.agents("a1")
+        c = await h.campaign(
+            sequence=[{"channel": "voice", "max_attempts": 1}],
+            agent_ids=["a1"],
+            pacing={"mode": "progressive", "lines_per_agent": 1.0},
+        )
+        await h.service.leads.add(c.id, leads(2))
+        await h.service.start(c.id, actor=ADMIN)
+        await h.tick()  # one line for one agent
+        await h.advance(10)  # answered
+        await h.tick()
+        first = h.voice.of(c.id)[0]
+        assert (await agent_row(h, "a1"))[:3] == (AgentState.ON_CALL, c.id, int(first.attempt_id))
+
+        agent = await h.service.agents.set_state(
+            "a1", "available", actor="supervisor:sam", force=True, reason="stuck"
+        )
+        assert (agent.state, agent.campaign_id, agent.attempt_id) == ("available", c.id, None)
+        await h.tick()  # a free agent again: the second lead is dialled
+        await h.advance(10)
+        await h.tick()
+        dials = h.voice.of(c.id)
+        assert len(dials) == 2
+        second = int(dials[1].attempt_id)
+        held = await agent_row(h, "a1")
+        assert held[:3] == (AgentState.ON_CALL, c.id, second)
+
+        # The first call ends at the carrier (the party hangs up): the outcome is applied,
+        # and the agent, who no longer holds that attempt, stays on its second call.
+        async with h.rt.db.session() as s:
+            row = await s.get(Attempt, int(first.attempt_id))
+            assert row is not None and row.carrier_id is not None
+        await h.sim.hangup(row.carrier_id)
+        await h.advance(1)
+        await h.tick()
+        async with h.rt.db.session() as s:
+            old = await s.get(Attempt, int(first.attempt_id))
+            assert old is not None and old.status == "completed" and old.agent_id == "a1"
+        assert await agent_row(h, "a1") == held
+        stats = await h.service.stats(c.id)
+        assert stats.calls.answered == 2 and stats.calls.abandoned == 0
+
+        events = await h.service.events(c.id, entity="agent")
+        forced = [e for e in events if e.type == "agent.forced"]
+        assert len(forced) == 1
+        assert (forced[0].actor, forced[0].from_state, forced[0].to_state) == (
+            "supervisor:sam",
+            "on_call",
+            "available",
+        )
+        assert forced[0].reason == "stuck" and forced[0].data["attempt_id"] == first.attempt_id
+        assert forced[0].data["released"] is False
+
+
+async def test_forced_offline_releases_a_held_agent_for_good(db_url: str, tmp_path: Path) -> None:
+    """An agent held `reserved` for a ringing call of a paused campaign is forced offline:
+    it is released, and neither the answer of that call nor the engine's release of the
+    paused campaign brings it back."""
+    async with harness(db_url, tmp_path, profile=ANSWER) as h:
+        await h.agents("a1")
+        c = await h.campaign(sequence=[{"channel": "voice", "max_attempts": 1}], agent_ids=["a1"])
+        await h.service.leads.add(c.id, leads(1))
+        await h.service.start(c.id, actor=ADMIN)
+        await h.tick()
+        await h.advance(1)  # ringing
+        await h.service.pause(c.id, actor=ADMIN)
+        assert await agents_by_id(h) == {"a1": (AgentState.RESERVED, c.id)}
+        await h.service.agents.set_state("a1", "offline", actor="supervisor:sam", force=True)
+        assert await agents_by_id(h) == {"a1": (AgentState.OFFLINE, None)}
+        version = (await agent_row(h, "a1"))[3]
+        for _ in range(20):  # answered with nobody to take it: abandoned, never bridged
+            await h.advance(1)
+            await h.tick()
+        assert await agent_row(h, "a1") == (AgentState.OFFLINE, None, None, version)
+        stats = await h.service.stats(c.id)
+        assert stats.calls.answered == 1 and stats.calls.abandoned == 1
+        # Forcing again changes nothing and records nothing.
+        await h.service.agents.set_state("a1", "offline", actor="supervisor:sam", force=True)
+        assert (await agent_row(h, "a1"))[3] == version
+        events = await h.service.events(c.id, entity="agent")
+        assert [e.type for e in events].count("agent.forced") == 1

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -136,6 +137,10 @@ async def test_create_fetch_and_list_through_the_sdk() -> None:
         paged = await r.client.calls.list_async(page_size=2)  # follows next_page_uri
         assert len(paged) == 3 and paged[0].to == "+15550000003"  # newest first
         assert await r.client.calls.list_async(status="completed") == []
+        since = datetime.fromtimestamp(r.clock.now() + 1, UTC)
+        assert await r.client.calls.list_async(start_time_after=since) == []
+        earlier = datetime.fromtimestamp(r.clock.now() - 1, UTC)
+        assert len(await r.client.calls.list_async(start_time_after=earlier)) == 3
 
 
 async def test_errors_have_twilio_shape() -> None:

@@ -19,6 +19,7 @@ import base64
 import binascii
 import hmac
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -135,6 +136,7 @@ class FakeTwilio(FakeCarrier):
 
     async def _list(self, request: web.Request) -> web.Response:
         query = request.query
+        after = _instant(query.get("StartTime>"))
         calls = [
             call
             for call in reversed(self.calls.values())  # newest first, as Twilio lists them
@@ -142,6 +144,7 @@ class FakeTwilio(FakeCarrier):
                 query.get(name) in (None, value)
                 for name, value in (("To", call.to), ("From", call.from_), ("Status", call.status))
             )
+            and (after is None or call.created_at >= after)
         ]
         try:
             size = min(1000, max(1, int(query.get("PageSize", 50))))
@@ -199,6 +202,18 @@ class FakeTwilio(FakeCarrier):
                 raise ApiError(400, 21220, "Call is not in-progress. Cannot redirect.")
             self.redirect(call, url=url, twiml=twiml)
         return web.json_response(call.resource())
+
+
+def _instant(value: str | None) -> float | None:
+    """A `StartTime>` filter (`YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ`) as epoch seconds."""
+    if not value:
+        return None
+    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value, fmt).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+    raise ApiError(400, 20001, f"Invalid StartTime {value!r}")
 
 
 def _strings(form: MultiDictProxy[Any]) -> dict[str, str]:

@@ -9,6 +9,7 @@ import { crewPanel } from "./crew.js";
 import { showBanner } from "./dialog.js";
 import { badge, debounce, h, replace } from "./dom.js";
 import { figuresPanel } from "./figures.js";
+import { channelBanner, waitingPanel } from "./health.js";
 import { leadsPanel } from "./leads.js";
 import { dangerZone } from "./terminate.js";
 
@@ -32,10 +33,12 @@ export async function campaignView(root, ctx, id) {
     onResult: (r) => crew.released(r.released, `Paused with ${r.in_flight} call${r.in_flight === 1 ? "" : "s"} in flight`),
   });
   const config = configPanel(campaignOf, { staff, onSaved: (c) => apply(c) });
+  const channels = channelBanner();
+  const waiting = waitingPanel();
 
   const tabs = [
     ["overview", "Overview", h("div", { class: "grid cols-2" },
-      h("div", {}, control.el, figures.el), h("div", {}, crew.el, danger.el))],
+      h("div", {}, control.el, waiting.el, figures.el), h("div", {}, crew.el, danger.el))],
     ["leads", "Leads", leads.el],
     ["config", "Configuration", config.el],
     ["audit", "Audit trail", audit.el],
@@ -62,7 +65,13 @@ export async function campaignView(root, ctx, id) {
   function apply(c) {
     if (c.version < campaign.version) return;
     if (campaign.state === "paused" && c.state === "running") crew.clearNote();
+    // Channels and waiting_for come with GET (null in live events): keep the last read.
+    if (c.channels === null || c.channels === undefined) {
+      c = { ...c, channels: campaign.channels, waiting_for: c.state === campaign.state ? campaign.waiting_for : null };
+    }
     campaign = c;
+    channels.update(c.channels);
+    waiting.update(c);
     title.textContent = c.name;
     replace(state, badge(c.state));
     meta.textContent = `${c.id} · version ${c.version}`;
@@ -81,17 +90,27 @@ export async function campaignView(root, ctx, id) {
   replace(root,
     h("p", { class: "small" }, h("a", { href: "#/campaigns" }, "← All campaigns")),
     h("div", { class: "page-head" }, title, state, meta),
-    tabList, panels.map(([, panel]) => panel));
+    channels.el, tabList, panels.map(([, panel]) => panel));
   apply(campaign);
   figures.update(stats);
   figures.shown();
   await crew.load();
 
+  // GET /campaigns/{id}: the only source of `channels` and `waiting_for` (docs/api.md §4.5).
+  const refreshCampaign = debounce(async () => {
+    try {
+      apply(await api("GET", path));
+    } catch (err) {
+      showBanner(err);
+    }
+  }, 300);
   ctx.live("campaign.state", (d) => {
     if (d.campaign.id !== id) return;
     danger.event(d);
     apply(d.campaign);
     audit.changed();
+    // A channel report, or a campaign now stopping: re-read what only GET carries.
+    if (String(d.type).startsWith("campaign.channel_") || d.campaign.state === "stopping") refreshCampaign();
   });
   // The stream pushes figures while a campaign runs or stops; calls still in flight after a
   // pause end later, so then the figures are re-read from GET /stats until nothing is left.
@@ -108,6 +127,8 @@ export async function campaignView(root, ctx, id) {
   const settling = setInterval(() => {
     const busy = latest.calls.in_flight > 0 || latest.emails.in_flight > 0;
     if (busy && !LIVE.includes(campaign.state)) refreshStats();
+    // What a stopping campaign waits for changes without a campaign event: re-read it.
+    if (campaign.state === "stopping") refreshCampaign();
   }, 2000);
   ctx.onLeave(() => clearInterval(settling));
   ctx.live("campaign.stats", (d) => {

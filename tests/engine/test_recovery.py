@@ -1,0 +1,212 @@
+"""Crash and carrier outage (docs/architecture.md §15): every open attempt is resolved by
+asking the carrier, a call whose fate is unknown is `lost` and never dialled again, and a
+carrier that cannot be reached uses no try and holds the channel until it answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from dialer.channels.simulated import SimProfile, SimulatedVoice
+from dialer.domain.campaign import Channel
+from dialer.domain.states import ATTEMPT_FINAL, ATTEMPT_LIVE, AgentState, CampaignState
+from dialer.engine.reconcile import MAX_RING_SECONDS, QUEUE_SLACK_SECONDS
+from dialer.store.models import Attempt, Event, Lead
+from tests.harness import ADMIN, Harness, harness, leads, open_runtime
+
+TALKERS = SimProfile(
+    answer_rate=1.0,
+    machine_rate=0.0,
+    busy_rate=0.0,
+    fail_rate=0.0,
+    ring_mean=4.0,
+    ring_min=3.0,
+    talk_mean=600.0,
+    talk_min=400.0,
+)
+BUSY = SimProfile(answer_rate=0.0, machine_rate=0.0, busy_rate=1.0, fail_rate=0.0)
+LEASE = 60.0
+
+
+async def attempts(h: Harness) -> list[Attempt]:
+    async with h.rt.db.session() as s:
+        return list((await s.scalars(select(Attempt).order_by(Attempt.id))).all())
+
+
+async def lead_rows(h: Harness) -> list[Lead]:
+    async with h.rt.db.session() as s:
+        return list((await s.scalars(select(Lead).order_by(Lead.id))).all())
+
+
+async def events_of(h: Harness, type: str) -> list[Event]:
+    async with h.rt.db.session() as s:
+        return list((await s.scalars(select(Event).where(Event.type == type))).all())
+
+
+async def agent_states(h: Harness) -> dict[str, str]:
+    return {a.id: a.state for a in await h.service.agents.all()}
+
+
+async def test_calls_open_at_a_crash_are_lost_never_redialled_and_free_their_agents(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The process dies with calls queued, ringing and talking; the carrier's record died
+    with it. After the lease the next process marks them `failed` (lost), releases the
+    agents, and terminate reaches `stopped`; no call is placed again for them."""
+    async with harness(db_url, tmp_path, profile=TALKERS) as h:
+        await h.agents("a1", "a2")
+        c = await h.campaign(
+            agent_ids=["a1", "a2"],
+            sequence=[{"channel": "voice", "max_attempts": 2, "retry_delay_seconds": 3600}],
+            pacing={"mode": "progressive", "lines_per_agent": 2.0},
+        )
+        await h.service.leads.add(c.id, leads(6))
+        await h.service.start(c.id, actor=ADMIN)
+        await h.tick()
+        await h.advance(10)  # answered: two bridged to the agents, the rest wait
+        await h.tick()
+        before = await attempts(h)
+        open_keys = {a.idem_key for a in before if a.status in ATTEMPT_LIVE}
+        assert len(open_keys) >= 2
+        assert AgentState.ON_CALL in (await agent_states(h)).values()
+    await h.sim.close()  # the carrier's record died with the process
+    fresh = SimulatedVoice(h.clock, TALKERS, seed=99)
+    async with open_runtime(db_url, tmp_path, h.clock, fresh, worker="w2") as h2:
+        await h2.tick()
+        assert {a.idem_key for a in await attempts(h2) if a.status in ATTEMPT_LIVE} == open_keys, (
+            "resolved before the lease ran out"
+        )
+        await h2.advance(LEASE + 1)
+        await h2.service.terminate(c.id, confirm=c.id, actor=ADMIN)
+        await h2.tick()
+        after = {a.idem_key: a for a in await attempts(h2)}
+        for key in open_keys:
+            assert after[key].status == "failed" and (after[key].error or "").startswith("lost")
+        assert not [a for a in after.values() if a.status not in ATTEMPT_FINAL]
+        assert not {d.idempotency_key for d in h2.voice.dials} & open_keys, "redialled"
+        states = await agent_states(h2)
+        assert AgentState.ON_CALL not in states.values()
+        assert AgentState.RESERVED not in states.values()
+        campaign = await h2.service.get_campaign(c.id)
+        assert campaign.state == CampaignState.STOPPED
+        # The lost calls used their try: the leads are due again an hour later, not now.
+        assert all(lead.tries <= 1 for lead in await lead_rows(h2))
+
+
+async def test_a_live_worker_vouches_for_its_long_calls(db_url: str, tmp_path: Path) -> None:
+    """A call talks for longer than a lease: its worker renews the lease, the reconciler
+    leaves it alone, and it ends normally."""
+    async with harness(db_url, tmp_path, profile=TALKERS) as h:
+        await h.agents("a1")
+        c = await h.campaign(agent_ids=["a1"], sequence=[{"channel": "voice", "max_attempts": 1}])
+        await h.service.leads.add(c.id, leads(1))
+        await h.service.start(c.id, actor=ADMIN)
+        await h.run(300, step=5)  # five leases
+        (a,) = await attempts(h)
+        assert a.status == "in_progress" and a.error is None
+        await h.run(900, step=5)
+        (a,) = await attempts(h)
+        assert a.status == "completed" and a.agent_id == "a1"
+
+
+async def test_lost_callbacks_are_fetched_from_the_carrier(db_url: str, tmp_path: Path) -> None:
+    """The carrier's reports never arrive (a webhook outage): once a call has had no news
+    for longer than it can queue and ring, the worker asks the carrier and applies it."""
+    async with harness(db_url, tmp_path, profile=BUSY) as h:
+        c = await h.campaign(
+            sequence=[{"channel": "voice", "max_attempts": 1}],
+            pacing={"mode": "agentless", "agentless_capacity": 1},
+        )
+        await h.service.leads.add(c.id, leads(1))
+        await h.service.start(c.id, actor=ADMIN)
+        h.voice.lose_callbacks = True
+        await h.tick()
+        horizon = LEASE + MAX_RING_SECONDS + QUEUE_SLACK_SECONDS
+        await h.run(horizon - 10, step=10)
+        (a,) = await attempts(h)
+        assert a.status == "queued"  # busy at the carrier; we have not heard
+        await h.run(30, step=10)
+        (a,) = await attempts(h)
+        assert a.status == "busy" and a.error is None
+        assert len(h.sim.record) == 1
+        assert (await h.service.get_campaign(c.id)).state == CampaignState.COMPLETED
+
+
+async def test_a_dial_that_timed_out_is_asked_about_not_redialled(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with harness(db_url, tmp_path, profile=BUSY) as h:
+        c = await h.campaign(
+            sequence=[{"channel": "voice", "max_attempts": 1}],
+            pacing={"mode": "agentless", "agentless_capacity": 1},
+        )
+        await h.service.leads.add(c.id, leads(1))
+        await h.service.start(c.id, actor=ADMIN)
+        h.voice.time_out_after_dial = True
+        await h.tick()
+        h.voice.time_out_after_dial = False
+        (a,) = await attempts(h)
+        assert a.status == "created"
+        await h.advance(10)
+        await h.run(20, step=5)
+        (a,) = await attempts(h)
+        assert a.status == "busy" and a.carrier_id == next(iter(h.sim.record))
+        assert h.sim.counts["dialed"] == 1 and len(h.voice.dials) == 1
+        (lead,) = await lead_rows(h)
+        assert (lead.status, lead.step) == ("completed", 1)  # its one try: busy
+
+
+async def test_a_carrier_refusing_connections_uses_no_try_and_holds_the_voice_channel(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Connection refused is an outage, not an outcome: no try is used, no lead moves on to
+    its email step; after three in a row the channel is held (event, gauge), one probe goes
+    out per backoff, and dialling resumes by itself when the carrier answers."""
+    async with harness(db_url, tmp_path, profile=BUSY) as h:
+        c = await h.campaign(
+            sequence=[
+                {"channel": "voice", "max_attempts": 1},
+                {"channel": "email", "subject": "Hi", "body": "Sorry we missed you"},
+            ],
+            pacing={"mode": "agentless", "agentless_capacity": 2},
+        )
+        await h.service.leads.add(c.id, leads(4))
+        await h.service.start(c.id, actor=ADMIN)
+        h.voice.down = True
+        await h.tick()  # one dial a second: the campaign's calls-per-second
+        for _ in range(2):
+            await h.advance(1.0)
+            await h.tick()
+        metrics = h.rt.metrics
+        assert metrics.channel_up.labels(Channel.VOICE)._value.get() == 0
+        (down,) = await events_of(h, "campaign.channel_unavailable")
+        assert down.campaign_id == c.id and down.data["channel"] == "voice"
+        assert "refused" in down.data["error"] and down.data["retry_at"] == down.at + 1.0
+        tried = len(h.voice.dials)
+        assert tried == 3
+        await h.advance(0.5)
+        await h.tick()  # held: nothing goes until the backoff ran out
+        assert len(h.voice.dials) == tried
+        await h.advance(0.5)
+        await h.tick()  # one probe, refused: the wait doubles
+        assert len(h.voice.dials) == tried + 1
+        await h.advance(1.0)
+        await h.tick()
+        assert len(h.voice.dials) == tried + 1
+        # Nothing was placed, no attempt row is left, no try used, nobody sent an email.
+        assert await attempts(h) == []
+        assert all((lead.step, lead.tries) == (0, 0) for lead in await lead_rows(h))
+        assert not list((tmp_path / "maildir").glob("*/*"))
+
+        h.voice.down = False
+        await h.advance(1.0)
+        await h.tick()  # the probe goes through: the channel is back
+        assert metrics.channel_up.labels(Channel.VOICE)._value.get() == 1
+        assert len(await events_of(h, "campaign.channel_available")) == 1
+        await h.run(120, step=5)
+        rows = await attempts(h)
+        voice = [a for a in rows if a.channel == "voice"]
+        assert len(voice) == 4 and {a.status for a in voice} == {"busy"}
+        assert {a.try_no for a in voice} == {1}
+        assert h.sim.counts["dialed"] == 4
