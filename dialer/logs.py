@@ -200,3 +200,11 @@ def configure(level: str = "INFO", *, json: bool = False) -> None:
     root.setLevel(level.upper())
     for noisy in ("aiosqlite", "asyncio", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def flush_repeats() -> None:
+    """Write the pending "repeated N times" lines (at shutdown: none is lost)."""
+    for handler in logging.getLogger().handlers:
+        for f in handler.filters:
+            if isinstance(f, CollapseRepeats):
+                f.flush()

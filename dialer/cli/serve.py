@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from dialer.cli.client import local_url
 from dialer.config import Settings
 from dialer.errors import ServiceError
+from dialer.logs import flush_repeats
 
 if TYPE_CHECKING:
     from dialer.usecases.campaigns import Service
@@ -60,6 +61,7 @@ async def serving(settings: Settings) -> AsyncIterator[web.Application]:
         yield app
     finally:
         await runner.cleanup()
+        flush_repeats()
 
 
 async def serve(settings: Settings) -> None:
