@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Self
 
 from dialer.bus import bus_from_url
-from dialer.bus.base import Bus
+from dialer.bus.base import Bus, worker_info
 from dialer.channels.base import EmailChannel, VoiceChannel
 from dialer.channels.maildir import MaildirEmail
 from dialer.channels.simulated import SimProfile, SimulatedVoice
@@ -114,7 +114,7 @@ class Runtime:
         owned_clock, owned_voice, owned_email = clock is None, voice is None, email is None
         clock = clock or SystemClock()
         db = Database(settings.database_url)
-        bus = bus_from_url(settings.bus_url, clock)
+        bus = bus_from_url(settings.bus_url, clock, lease_seconds=settings.lease_seconds)
         voice = voice or make_voice(settings, clock)
         email = email or make_email(settings, clock)
         metrics = Metrics()
@@ -148,6 +148,10 @@ class Runtime:
                 deps.fence.see(c.id, c.state, c.version)
                 metrics.set_campaign_state(c.id, c.state)
             if run_engine:
+                # Registered before the first tick: from now on every pause waits for us.
+                await bus.join(
+                    worker_info(tuning.worker_id, clock.now()), lambda: list(engine.dispatching)
+                )
                 await engine.start()
             yield cls(settings, db, bus, clock, metrics, engine, service)
         finally:

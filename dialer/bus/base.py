@@ -9,9 +9,11 @@ that all workers share (a carrier account's calls per second).
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,17 @@ class ControlMessage:
 
 Handler = Callable[[ControlMessage], Awaitable[None]]
 Unsubscribe = Callable[[], None]
+Resync = Callable[[], Awaitable[list[ControlMessage]]]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """An engine process as the registry shows it (`GET /api/v1/workers`)."""
+
+    worker_id: str
+    host: str
+    pid: int
+    started_at: float
 
 
 class BusClosed(RuntimeError):
@@ -40,6 +53,18 @@ class Bus(Protocol):
     def subscribe(self, handler: Handler) -> Unsubscribe:
         """Call `handler` for every message published from now on; returns the unsubscribe."""
 
+    def set_resync(self, resync: Resync) -> None:
+        """Where the bus reads every campaign's current state and version (the database)
+        after it may have missed messages (a reconnect)."""
+
+    async def join(
+        self, info: WorkerInfo, campaigns: Callable[[], list[str]] | None = None
+    ) -> None:
+        """This process runs an engine: it takes part in every pause from now on."""
+
+    async def workers(self) -> list[dict[str, Any]]:
+        """The live engine processes (id, host, pid, started_at, heartbeat_at, campaigns)."""
+
     async def take(self, key: str, rate_per_second: float, want: int) -> int:
         """Take up to `want` tokens of the token bucket `key` (burst: one second's worth).
 
@@ -53,3 +78,10 @@ class Bus(Protocol):
     async def healthy(self) -> bool: ...
 
     async def aclose(self) -> None: ...
+
+
+def worker_info(worker_id: str, now: float) -> WorkerInfo:
+    """This process as an engine worker."""
+    return WorkerInfo(
+        worker_id=worker_id, host=socket.gethostname(), pid=os.getpid(), started_at=now
+    )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
+from typing import Any
 
-from dialer.bus.base import BusClosed, ControlMessage, Handler, Unsubscribe
+from dialer.bus.base import BusClosed, ControlMessage, Handler, Resync, Unsubscribe, WorkerInfo
 from dialer.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,7 @@ class MemoryBus:
         # Generic cell rate algorithm: per key, the earliest time the next action may happen.
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last refill)
         self._closed = False
+        self._joined: tuple[WorkerInfo, Callable[[], list[str]]] | None = None
 
     async def publish(self, msg: ControlMessage) -> None:
         if self._closed:
@@ -54,6 +57,29 @@ class MemoryBus:
             self._handlers.pop(key, None)
 
         return unsubscribe
+
+    def set_resync(self, resync: Resync) -> None:
+        """Nothing is ever missed in-process."""
+
+    async def join(
+        self, info: WorkerInfo, campaigns: Callable[[], list[str]] | None = None
+    ) -> None:
+        self._joined = (info, campaigns or (lambda: []))
+
+    async def workers(self) -> list[dict[str, Any]]:
+        if self._joined is None:
+            return []
+        info, campaigns = self._joined
+        return [
+            {
+                "id": info.worker_id,
+                "host": info.host,
+                "pid": info.pid,
+                "started_at": info.started_at,
+                "heartbeat_at": self._clock.now(),
+                "campaigns": campaigns(),
+            }
+        ]
 
     async def take(self, key: str, rate_per_second: float, want: int) -> int:
         if rate_per_second <= 0:

@@ -87,9 +87,7 @@ class Dispatcher:
 
     async def run_campaign(self, c: Campaign, spec: CampaignSpec, now: float) -> int:
         """One dispatch round for a running campaign; returns attempts handed to channels."""
-        if now - self.d.bus.last_contact() > self.d.tuning.lease_seconds:
-            # Out of touch with the control bus for longer than a lease: a pause may have
-            # been missed, so dispatch nothing (fail closed, docs/architecture.md §4).
+        if not self.in_touch(now):
             log.warning("dispatch.fenced_off_bus", extra={"campaign": c.id})
             return 0
         schedule = spec.schedule.to_domain() if spec.schedule else None
@@ -128,6 +126,12 @@ class Dispatcher:
         for p in prepared:
             sent += await self.dispatch(p, spec)
         return sent
+
+    def in_touch(self, now: float) -> bool:
+        """Out of touch with the control bus for half a lease, a pause may have been missed:
+        dispatch nothing (fail closed) — before the registry (a whole lease) stops waiting
+        for this worker (docs/architecture.md §4, §12.2)."""
+        return now - self.d.bus.last_contact() <= self.d.tuning.lease_seconds / 2
 
     def _cps(self, spec: CampaignSpec) -> float:
         cap = self.d.tuning.account_calls_per_second
@@ -254,7 +258,7 @@ class Dispatcher:
         self.in_hand.add(p.attempt_id)
         try:
             async with self.d.fence.section(p.campaign_id, p.version) as allowed:
-                if allowed:
+                if allowed and self.in_touch(self.d.clock.now()):
                     if p.channel == Channel.VOICE:
                         await self._dial(p, spec)
                     else:

@@ -17,7 +17,12 @@ from dialer.agents import pool
 from dialer.bus.base import ControlMessage
 from dialer.channels.base import CallEvent
 from dialer.domain.campaign import CampaignSpec
-from dialer.domain.states import AttemptStatus, CampaignAction, CampaignState
+from dialer.domain.states import (
+    CAMPAIGN_TERMINAL,
+    AttemptStatus,
+    CampaignAction,
+    CampaignState,
+)
 from dialer.engine import control, leads
 from dialer.engine.deps import Deps
 from dialer.engine.dispatch import Dispatcher
@@ -60,12 +65,24 @@ class Engine:
         self._wake = asyncio.Event()
         deps.voice.set_sink(self.on_call_event)
         self._unsubscribe = deps.bus.subscribe(self.on_control)
+        deps.bus.set_resync(self.resync)
+        self.dispatching: list[str] = []  # the campaigns of the last round (the registry's)
 
     # -- control fan-out -------------------------------------------------------------------
     async def on_control(self, msg: ControlMessage) -> None:
         await self.d.fence.on_control(msg)
         self.d.metrics.set_campaign_state(msg.campaign_id, msg.state)
         self._wake.set()
+
+    async def resync(self) -> list[ControlMessage]:
+        """Every campaign's state and version from the database: what the bus hands to
+        this engine after it may have missed messages (docs/architecture.md §12.2)."""
+        async with self.d.db.reader() as s:
+            # Terminal states are reached from `stopping` or by this engine's own moves.
+            campaigns = await campaign_store.in_states(
+                s, tuple(set(CampaignState) - CAMPAIGN_TERMINAL)
+            )
+        return [ControlMessage(c.id, c.state, c.version) for c in campaigns]
 
     async def on_call_event(self, ev: CallEvent) -> None:
         await self.outcomes.on_call_event(ev)
@@ -140,6 +157,7 @@ class Engine:
             engaged = await agent_store.engaged_campaigns(s)
         running = [c for c in campaigns if c.state == CampaignState.RUNNING]
         running.sort(key=lambda c: (c.started_at or 0.0, c.id))
+        self.dispatching = [c.id for c in running]
         for c in campaigns:
             self.d.fence.see(c.id, c.state, c.version)
         for cid in engaged - {c.id for c in running}:

@@ -27,8 +27,9 @@ async def test_no_dispatch_without_the_bus(tmp_path: Path) -> None:
         )
         await h.service.leads.add(c.id, leads(3))
         await h.service.start(c.id, actor=ADMIN)
-        h.rt.engine.d.bus = SilentBus(h.clock, since=h.clock.now() - 61)  # lease is 60 s
+        # Half a lease (60 s) without contact: fenced, before the registry gives up on us.
+        h.rt.engine.d.bus = SilentBus(h.clock, since=h.clock.now() - 30.5)
         assert (await h.tick()).dispatched == 0
         assert h.voice.dials == []
-        h.rt.engine.d.bus = SilentBus(h.clock, since=h.clock.now())
+        h.rt.engine.d.bus = SilentBus(h.clock, since=h.clock.now() - 29.5)
         assert (await h.tick()).dispatched == 1  # calls_per_second 1: one now
