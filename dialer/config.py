@@ -15,6 +15,8 @@ class Settings(BaseSettings):
     bus_url: str = "memory://"
     host: str = "127.0.0.1"
     port: int = 8080
+    # `dialer worker`'s /metrics, /healthz and /readyz, on DIALER_HOST (docs/api.md §11).
+    metrics_port: int = Field(default=9101, ge=0, le=65535)
     public_base_url: str = "http://127.0.0.1:8080"
 
     voice_provider: str = "simulated"

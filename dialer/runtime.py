@@ -109,7 +109,10 @@ class Runtime:
         email: EmailChannel | None = None,
         run_engine: bool = True,
         run_migrations: bool = True,
+        database_gauges: bool = True,
     ) -> AsyncIterator[Self]:
+        """`database_gauges=False` for `dialer worker`: the gauges that describe the database
+        are exported by `serve` only (docs/architecture.md §12.2)."""
         # Whatever the caller passes in stays the caller's to close (one owner each).
         owned_clock, owned_voice, owned_email = clock is None, voice is None, email is None
         clock = clock or SystemClock()
@@ -117,7 +120,7 @@ class Runtime:
         bus = bus_from_url(settings.bus_url, clock, lease_seconds=settings.lease_seconds)
         voice = voice or make_voice(settings, clock)
         email = email or make_email(settings, clock)
-        metrics = Metrics()
+        metrics = Metrics(database_gauges=database_gauges)
         tuning = Tuning(
             # One id per process, never reused: a restarted process must not vouch for the
             # calls of the one that died (docs/architecture.md §15.2).

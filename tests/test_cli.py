@@ -1,15 +1,21 @@
 """The `dialer` command: credentials straight to the database, campaign control over a real
-HTTP server, and `dialer serve` as a real process (starts, answers, stops on SIGTERM)."""
+HTTP server, `dialer serve` as a real process (starts, answers, stops on SIGTERM), and
+`dialer worker` as a real process beside it on the Redis bus (its metrics port, the registry
+that `GET /api/v1/workers` reads), refused on the in-process bus."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +28,7 @@ from dialer.cli import app
 from dialer.clock import FakeClock
 from dialer.store.db import Database
 from dialer.usecases.accounts import Accounts, Principal
+from tests.api.test_workers import redis_db
 from tests.conftest import free_port, run_async, serve_process, stop_process
 from tests.harness import MONDAY_10_NY, ClientFactory, leads, world
 from tests.harness import app as dialer_app
@@ -229,3 +236,130 @@ def test_demo_serves_with_a_generated_admin_token(tmp_path: Path) -> None:
             assert "running" in rest and "demo stopped; paused: c_" in rest
         finally:
             stop_process(proc)
+
+
+def _json(url: str, token: str | None = None) -> Any:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=2) as resp:
+        assert resp.status == 200
+        return json.load(resp)
+
+
+def _text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        assert resp.status == 200
+        body: bytes = resp.read()
+        return body.decode()
+
+
+def _until(what: str, check: Callable[[], Any], log: Path, seconds: float = 60) -> Any:
+    """Poll `check` until it returns something truthy (errors count as not yet); a generous
+    deadline for a real process, never an outcome decided by timing."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            value = check()
+        except OSError:
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not within {seconds} s:\n{log.read_text()}")
+        time.sleep(0.2)
+
+
+@contextmanager
+def worker_process(
+    env: dict[str, str], cwd: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+    """A real `dialer worker` with `env` (it needs DIALER_BUS_URL=redis://…) in `cwd`, its
+    metrics on a free loopback port, its output in `cwd/worker.log`; yields (process, metrics
+    base URL, log) once its /healthz answers, stops it afterwards."""
+    port = free_port()
+    env = env | {"DIALER_HOST": "127.0.0.1", "DIALER_METRICS_PORT": str(port)}
+    log = cwd / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen([*DIALER, "worker"], env=env, cwd=cwd, stdout=out, stderr=out)
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def up() -> bool:
+            assert worker.poll() is None, log.read_text()
+            return _get(f"{base}/healthz") == 200
+
+        _until("the worker's /healthz", up, log)
+        yield worker, base, log
+    finally:
+        stop_process(worker)
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")}
+
+
+@pytest.mark.parametrize("bus_url", [None, "memory://"])
+def test_worker_refuses_the_in_process_bus(tmp_path: Path, bus_url: str | None) -> None:
+    env = _clean_env() | {"DIALER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'w.db'}"}
+    if bus_url is not None:
+        env["DIALER_BUS_URL"] = bus_url
+    result = subprocess.run(
+        [*DIALER, "worker"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result
+    assert not result.stdout
+    (line,) = result.stderr.splitlines()  # one line, saying what to set
+    assert "DIALER_BUS_URL=redis://host:6379/0" in line and "dialer serve" in line
+    assert not (tmp_path / "w.db").exists()  # refused before touching anything
+
+
+def _metric_lines(text: str, name: str) -> list[str]:
+    return [x for x in text.splitlines() if x.startswith((f"{name}{{", f"{name} "))]
+
+
+def test_worker_beside_serve_on_redis(tmp_path: Path, redis_url: str) -> None:
+    """A real `dialer worker` next to a real `dialer serve` on one SQLite database and one
+    Redis: the worker serves /healthz, /readyz and its own /metrics (counters, no database
+    gauges) on DIALER_METRICS_PORT and is listed by serve's `GET /api/v1/workers` until it
+    stops; serve exports the database gauges (docs/architecture.md §12.2)."""
+    token = "worker-test-secret-0123456789"
+    env = _clean_env() | {
+        "DIALER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}",
+        "DIALER_BUS_URL": redis_db(redis_url),
+        "DIALER_MAILDIR": str(tmp_path / "maildir"),
+        "DIALER_BOOTSTRAP_TOKEN": token,
+        "DIALER_LEASE_SECONDS": "10",
+    }
+    with serve_process([*DIALER, "serve"], env, tmp_path) as served:
+        with worker_process(env, tmp_path) as (worker, base, log):
+            ready = _json(f"{base}/readyz")
+            assert ready["status"] == "ok" and ready["database"] and ready["bus"], ready
+            text = _text(f"{base}/metrics")
+            assert "# TYPE dialer_dispatch_total counter" in text
+            assert _metric_lines(text, "dialer_channel_up")  # this process's own channels
+            for gauge in ("dialer_campaign_state", "dialer_agents", "dialer_campaign_due_leads"):
+                assert not _metric_lines(text, gauge), gauge  # serve's to export, not ours
+
+            def serve_counts_agents() -> bool:
+                text = _text(f"{served.url}/metrics")
+                return len(_metric_lines(text, "dialer_agents")) >= 4  # one per agent state
+
+            _until("serve's dialer_agents gauge", serve_counts_agents, served.log)
+
+            def listed() -> dict[int, dict[str, Any]]:
+                items = _json(f"{served.url}/api/v1/workers", token)["items"]
+                by_pid = {w["pid"]: w for w in items}
+                return by_pid if {worker.pid, served.process.pid} <= set(by_pid) else {}
+
+            workers = _until("both engines in GET /api/v1/workers", listed, log)
+            mine = workers[worker.pid]
+            assert mine["host"] and mine["campaigns"] == []
+            started = datetime.fromisoformat(mine["started_at"]).timestamp()
+            assert started <= datetime.fromisoformat(mine["heartbeat_at"]).timestamp()
+
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=30) == 0, log.read_text()
+            assert f"metrics on {base}/metrics" in log.read_text()
+            items = _json(f"{served.url}/api/v1/workers", token)["items"]
+            assert worker.pid not in {w["pid"] for w in items}  # left at once on a clean stop

@@ -19,6 +19,7 @@ from dialer.api import (
     routes_twilio,
     routes_unsubscribe,
     routes_web,
+    routes_workers,
 )
 from dialer.api.auth import LoginLimiter, auth_middleware
 from dialer.api.errors import error_middleware
@@ -73,6 +74,7 @@ def create_app(settings: Settings, **runtime_overrides: Any) -> web.Application:
         routes_twilio,
         routes_unsubscribe,
         routes_web,
+        routes_workers,
     ):
         app.router.add_routes(module.routes)
     return app

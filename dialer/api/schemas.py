@@ -411,3 +411,30 @@ class ErrorOut(Out):
 
 
 Health = Literal["ok"]
+
+
+# -- engine processes (docs/api.md §11.1) ----------------------------------------------------
+class WorkerOut(Out):
+    """A live engine process, as its heartbeat in the bus's registry describes it."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    campaigns: list[str] = Field(description="campaigns it dispatched for in its last round")
+
+    @classmethod
+    def of(cls, w: dict[str, Any]) -> WorkerOut:
+        return cls(
+            id=str(w["id"]),
+            host=str(w["host"]),
+            pid=int(w["pid"]),
+            started_at=iso(float(w["started_at"])) or datetime.now(UTC),
+            heartbeat_at=iso(float(w["heartbeat_at"])) or datetime.now(UTC),
+            campaigns=[str(c) for c in w["campaigns"]],
+        )
+
+
+class WorkerList(Out):
+    items: list[WorkerOut]

@@ -61,19 +61,18 @@ def serve() -> None:
 
 @app.command()
 def worker() -> None:
-    """Run the dispatch engine only (no HTTP), until SIGINT/SIGTERM."""
-    from dialer.cli.serve import until_signal
-    from dialer.runtime import Runtime
+    """Run the dispatch engine only, until SIGINT/SIGTERM; /metrics, /healthz and /readyz on
+    DIALER_METRICS_PORT. Needs the Redis bus (DIALER_BUS_URL=redis://…)."""
+    from dialer.cli.serve import WORKER_NEEDS_REDIS, in_process_bus
+    from dialer.cli.serve import worker as run_worker
 
     settings = _settings()
+    if in_process_bus(settings.bus_url):
+        # It could not take part in a pause (docs/architecture.md §12.2).
+        typer.echo(WORKER_NEEDS_REDIS, err=True)
+        raise typer.Exit(2)
     configure(settings.log_level)
-
-    async def main() -> None:
-        async with Runtime.open(settings):
-            typer.echo("worker running; Ctrl-C to stop")
-            await until_signal()
-
-    _run(main)
+    _run(lambda: run_worker(settings))
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""The long-running commands' async mains: `serve` and `demo` (API + engine, one process)."""
+"""The long-running commands' async mains: `serve` and `demo` (API + engine, one process) and
+`worker` (the engine, with a metrics port; docs/architecture.md §12.2)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import typer
 from aiohttp import web
@@ -21,9 +23,15 @@ from dialer.errors import ServiceError
 from dialer.logs import flush_repeats
 
 if TYPE_CHECKING:
+    from dialer.runtime import Runtime
     from dialer.usecases.campaigns import Service
 
 SHUTDOWN_SECONDS = 5.0  # open requests (event streams) get this long once a signal came
+WORKER_NEEDS_REDIS = (
+    "dialer worker needs the Redis bus to take part in pauses: set "
+    "DIALER_BUS_URL=redis://host:6379/0 (the same for serve and every worker); "
+    "on memory:// run the engine inside `dialer serve` instead"
+)
 
 
 async def until_signal(stop_after: float | None = None) -> None:
@@ -68,6 +76,41 @@ async def serve(settings: Settings) -> None:
     async with serving(settings):
         typer.echo(f"dialer serving on {base_url(settings)} (API under /api/v1); Ctrl-C to stop")
         await until_signal()
+    typer.echo("stopped")
+
+
+def in_process_bus(bus_url: str) -> bool:
+    """`memory://`: the engines of other processes would never hear of a pause."""
+    return urlsplit(bus_url).scheme == "memory"
+
+
+def worker_app(runtime: Runtime) -> web.Application:
+    """A worker's own small HTTP app: `/metrics`, `/healthz` and `/readyz`, no auth, the same
+    handlers as serve's (docs/api.md §11); its counters are this process's (§12)."""
+    from dialer.api import routes_health
+    from dialer.api.keys import RUNTIME
+
+    app = web.Application()
+    app[RUNTIME] = runtime
+    app.router.add_routes(routes_health.routes)
+    return app
+
+
+async def worker(settings: Settings) -> None:
+    """The engine without the API, on a shared bus; its metrics on DIALER_METRICS_PORT."""
+    from dialer.runtime import Runtime
+
+    async with Runtime.open(settings, database_gauges=False) as rt:
+        runner = web.AppRunner(worker_app(rt), handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, settings.host, settings.metrics_port).start()
+            url = local_url(settings.host, settings.metrics_port)
+            typer.echo(f"dialer worker running; metrics on {url}/metrics; Ctrl-C to stop")
+            await until_signal()
+        finally:
+            await runner.cleanup()
+            flush_repeats()
     typer.echo("stopped")
 
 

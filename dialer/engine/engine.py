@@ -259,23 +259,28 @@ class Engine:
         return cancelled
 
     async def _gauges(self, running: list[Campaign], now: float) -> None:
-        """Per-campaign gauges for Grafana and alerts, refreshed every 15 s (a scrape)."""
-        if now - self._gauged_at < GAUGE_SECONDS:
+        """Per-campaign gauges for Grafana and alerts, refreshed every 15 s (a scrape). They
+        describe the database, so only `serve` exports them (docs/architecture.md §12.2): a
+        worker's engine does not even count."""
+        m = self.d.metrics
+        if not m.database_gauges or now - self._gauged_at < GAUGE_SECONDS:
             return
         self._gauged_at = now
-        m = self.d.metrics
         for c in running:
             spec = self.spec(c)
-            m.campaign_max_abandon_rate.labels(c.id).set(spec.pacing.max_abandon_rate)
             async with self.d.db.read() as conn:
                 due = await lead_store.count_due(
                     conn, c.id, control.campaign_clock(c).now(now), now
                 )
-            m.campaign_due_leads.labels(c.id).set(due)
+            m.set_campaign_gauges(
+                c.id, due_leads=due, max_abandon_rate=spec.pacing.max_abandon_rate
+            )
         for cid in self._gauged - {c.id for c in running}:
-            m.campaign_due_leads.labels(cid).set(0)
+            m.clear_due_leads(cid)
         self._gauged = {c.id for c in running}
 
     async def _count_agents(self) -> None:
+        if not self.d.metrics.database_gauges:  # serve's to export (docs/architecture.md §12.2)
+            return
         async with self.d.db.reader() as s:
             self.d.metrics.set_agent_counts(await agent_store.counts_by_state(s))

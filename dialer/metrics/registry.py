@@ -3,6 +3,12 @@
 
 Each `Metrics` has its own `CollectorRegistry`, so two apps in one process (tests) never
 share figures. Label values come only from closed sets, plus the campaign id.
+
+Counters and histograms are per process and add up across a deployment. The gauges that
+describe the database (campaign state, due leads, abandon cap, agents by state) are exported
+once per deployment, by `dialer serve`: a worker's `Metrics(database_gauges=False)` makes
+their setters no-ops, so `sum()` in Grafana never counts them twice (docs/api.md §12,
+docs/architecture.md §12.2).
 """
 
 from __future__ import annotations
@@ -42,8 +48,12 @@ PAUSE_DURATION_BUCKETS = (
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, database_gauges: bool = True
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        # False in `dialer worker`: the database's gauges come from serve only (see above).
+        self.database_gauges = database_gauges
         r = self.registry
         # prometheus_client appends `_total` to counter names when it exposes them.
         self.calls_dialed = Counter(
@@ -129,6 +139,8 @@ class Metrics:
     def set_campaign_state(self, campaign_id: str, state: str) -> None:
         """1 for `state`, 0 for every other campaign state (ValueError if unknown)."""
         current = CampaignState(state)
+        if not self.database_gauges:
+            return
         for s in CampaignState:
             self.campaign_state.labels(campaign_id, s.value).set(1 if s is current else 0)
 
@@ -150,8 +162,24 @@ class Metrics:
         unknown = set(counts) - {s.value for s in AgentState}
         if unknown:
             raise ValueError(f"unknown agent states: {sorted(unknown)}")
+        if not self.database_gauges:
+            return
         for s in AgentState:
             self.agents.labels(s.value).set(counts.get(s.value, 0))
+
+    def set_campaign_gauges(
+        self, campaign_id: str, *, due_leads: int, max_abandon_rate: float
+    ) -> None:
+        """A running campaign's leads due now and its abandon cap."""
+        if not self.database_gauges:
+            return
+        self.campaign_max_abandon_rate.labels(campaign_id).set(max_abandon_rate)
+        self.campaign_due_leads.labels(campaign_id).set(due_leads)
+
+    def clear_due_leads(self, campaign_id: str) -> None:
+        """A campaign no longer running has no lead due."""
+        if self.database_gauges:
+            self.campaign_due_leads.labels(campaign_id).set(0)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition body and its content type, for `GET /metrics`."""

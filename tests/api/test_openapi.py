@@ -19,6 +19,7 @@ from tests.api.conftest import Api
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 # The routes of docs/api.md (its tables and sections), which the document must agree with.
 API_MD = """
+GET /api/v1/workers
 POST /api/v1/campaigns
 GET /api/v1/campaigns
 GET /api/v1/campaigns/{id}

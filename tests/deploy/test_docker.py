@@ -54,9 +54,22 @@ def test_dockerfile() -> None:
     assert not any(SECRET_NAMES.search(args) for k, args in steps if k in {"ENV", "ARG"})
 
 
+SCALE_OUT = {"dialer", "worker-1", "worker-2", "redis", "postgres"}
+WORKERS = ("worker-1", "worker-2")
+
+
+def active(profiles: set[str]) -> set[str]:
+    """The services `docker compose --profile …` starts: those without profiles, and those
+    in one of `profiles`."""
+    services = compose()["services"]
+    return {
+        n for n, s in services.items() if not s.get("profiles") or set(s["profiles"]) & profiles
+    }
+
+
 def test_compose_services_and_images() -> None:
     services = compose()["services"]
-    assert {"dialer", "worker", "migrate", "postgres", "redis", "prometheus", "grafana"} <= set(
+    assert {"dialer", "migrate", "postgres", "redis", "prometheus", "grafana", *WORKERS} <= set(
         services
     )
     for name, service in services.items():
@@ -71,11 +84,48 @@ def test_compose_services_and_images() -> None:
     assert "127.0.0.1:8080:8080" in dialer["ports"]
     env = dialer["environment"]
     assert env["DIALER_DATABASE_URL"].startswith("postgresql+asyncpg://")
-    # The Redis bus is not implemented yet: one serve process on the in-process bus.
-    assert env["DIALER_BUS_URL"] == "memory://"
-    assert services["worker"]["command"] == ["dialer", "worker"]
-    assert services["worker"]["profiles"] == ["scale-out"]
+    # One bus for serve and the workers: serve's pauses must reach the workers' engines.
+    assert env["DIALER_BUS_URL"] == "redis://redis:6379/0"
     assert services["migrate"]["command"] == ["dialer", "migrate"]
+
+
+def test_compose_scale_out_profile_runs_serve_two_workers_redis_postgres() -> None:
+    services = compose()["services"]
+    assert SCALE_OUT <= active({"scale-out"})
+    assert not set(WORKERS) & active(set())  # the workers are the profile's
+    serve_env = services["dialer"]["environment"]
+    for name in WORKERS:
+        worker = services[name]
+        assert worker["command"] == ["dialer", "worker"], name
+        assert worker["profiles"] == ["scale-out"], name
+        assert "ports" not in worker, name  # no API; metrics inside the compose network
+        env = worker["environment"]
+        for key in ("DIALER_DATABASE_URL", "DIALER_BUS_URL"):
+            assert env[key] == serve_env[key], (name, key)
+        port = env["DIALER_METRICS_PORT"]
+        assert port == "9101" and env["DIALER_HOST"] == "0.0.0.0", name
+        # The image's HEALTHCHECK probes the API port; a worker's is its metrics port.
+        probe = " ".join(worker["healthcheck"]["test"])
+        assert f"127.0.0.1:{port}/healthz" in probe, probe
+        assert worker["depends_on"]["redis"]["condition"] == "service_healthy", name
+        assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert services["dialer"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    # Prometheus scrapes exactly the profile's workers, on their metrics port.
+    targets = load_yaml(DOCKER / "prometheus-targets" / "dialer-worker.yml")
+    listed = [t for group in targets for t in group["targets"]]
+    assert listed == [f"{n}:{services[n]['environment']['DIALER_METRICS_PORT']}" for n in WORKERS]
+    assert all(group["labels"] == {"role": "worker"} for group in targets)
+
+
+def test_compose_dependencies_exist_in_every_profile() -> None:
+    """What `docker compose config` would refuse: a dependency on an unknown service, or on
+    one that the same set of profiles does not start."""
+    services = compose()["services"]
+    for profiles in (set(), {"scale-out"}):
+        running = active(profiles)
+        for name in running:
+            needed = set(services[name].get("depends_on", {}))  # a list or a mapping
+            assert needed <= running, (profiles, name, needed - running)
 
 
 def test_compose_mounts_our_files() -> None:

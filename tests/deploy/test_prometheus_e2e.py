@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,28 +21,36 @@ from sqlalchemy import func, select
 from dialer.channels.simulated import SimProfile
 from dialer.store.models import Attempt
 from tests.api.conftest import Api, ApiFactory
-from tests.conftest import free_port, stop_process
+from tests.api.test_workers import redis_db
+from tests.conftest import free_port, serve_process, stop_process
 from tests.deploy.test_prometheus_rules import ALERTS
 from tests.deploy.tools import PROMETHEUS_DIR, load_yaml, tool
 from tests.harness import leads
+from tests.test_cli import DIALER, worker_process
 
 SCRAPE_SECONDS = 1
 READY_SECONDS = 20  # Prometheus starting up
 SCRAPED_SECONDS = 20  # a scrape after the figures settled, then its rules evaluated
 
 
-def write_config(directory: Path, target: str) -> Path:
-    """Our prometheus.yml and alerts.yml, the serve target replaced by `target`, every
-    interval 1 s."""
+def write_config(directory: Path, target: str, workers: Sequence[str] = ()) -> Path:
+    """Our prometheus.yml and alerts.yml, the serve target replaced by `target` and the worker
+    targets by `workers`, every interval 1 s."""
     config = load_yaml(PROMETHEUS_DIR / "prometheus.yml")
     config["global"]["scrape_interval"] = f"{SCRAPE_SECONDS}s"
     config["global"]["evaluation_interval"] = f"{SCRAPE_SECONDS}s"
-    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "dialer-serve"]
-    for sd in job["file_sd_configs"]:
-        for name in sd["files"]:
-            path = directory / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(yaml.safe_dump([{"targets": [target], "labels": {"role": "serve"}}]))
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    assert set(jobs) == {"dialer-serve", "dialer-worker"}, set(jobs)
+    for name, role, targets in (
+        ("dialer-serve", "serve", [target]),
+        ("dialer-worker", "worker", list(workers)),
+    ):
+        for sd in jobs[name]["file_sd_configs"]:
+            for file in sd["files"]:
+                path = directory / file
+                path.parent.mkdir(parents=True, exist_ok=True)
+                groups = [{"targets": targets, "labels": {"role": role}}] if targets else []
+                path.write_text(yaml.safe_dump(groups))
     for rules in config["rule_files"]:
         shutil.copy(PROMETHEUS_DIR / rules, directory / rules)
     path = directory / "prometheus.yml"
@@ -50,13 +59,13 @@ def write_config(directory: Path, target: str) -> Path:
 
 
 @contextlib.contextmanager
-def prometheus(target: str) -> Iterator[str]:
-    """Debian's prometheus on a free loopback port scraping `target`; yields its base URL.
-    The process and its storage are gone afterwards."""
+def prometheus(target: str, workers: Sequence[str] = ()) -> Iterator[str]:
+    """Debian's prometheus on a free loopback port scraping `target` (and `workers`); yields
+    its base URL. The process and its storage are gone afterwards."""
     binary = tool("prometheus")
     with tempfile.TemporaryDirectory(prefix="dialer-prometheus-") as tmp:
         directory = Path(tmp)
-        config = write_config(directory, target)
+        config = write_config(directory, target, workers)
         port = free_port()
         log = (directory / "prometheus.log").open("w")
         process = subprocess.Popen(
@@ -109,8 +118,8 @@ class PromApi:
 
 
 @contextlib.asynccontextmanager
-async def prom_api(target: str) -> AsyncIterator[PromApi]:
-    with prometheus(target) as base:
+async def prom_api(target: str, workers: Sequence[str] = ()) -> AsyncIterator[PromApi]:
+    with prometheus(target, workers) as base:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
             api = PromApi(session, base)
             await api.ready()
@@ -211,3 +220,53 @@ async def test_prometheus_scrapes_the_figures_of_the_stats(make_api: ApiFactory)
         rules = await prom.get("/api/v1/rules", type="alert")
         names = {r["name"] for g in rules["groups"] for r in g["rules"]}
         assert names == ALERTS, names
+
+
+async def test_prometheus_scrapes_a_worker_and_sums_stay_right(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Real `dialer serve` and `dialer worker` processes on one database and Redis, scraped by
+    real Prometheus with our config (jobs dialer-serve and dialer-worker): both targets are
+    up, the worker exports its own series but none of the database's gauges, so a sum over
+    every target counts each agent once (docs/api.md §12)."""
+    token = "prometheus-worker-secret-0123456789"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")} | {
+        "DIALER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}",
+        "DIALER_BUS_URL": redis_db(redis_url),
+        "DIALER_MAILDIR": str(tmp_path / "maildir"),
+        "DIALER_BOOTSTRAP_TOKEN": token,
+    }
+    headers = {"Authorization": f"Bearer {token}"}
+    with (
+        serve_process([*DIALER, "serve"], env, tmp_path) as served,
+        worker_process(env, tmp_path) as (_, worker_base, _log),
+    ):
+        async with aiohttp.ClientSession(headers=headers) as http:
+            for agent in ("p1", "p2"):
+                resp = await http.post(
+                    f"{served.url}/api/v1/agents", json={"id": agent, "name": agent}
+                )
+                assert resp.status == 201, await resp.text()
+            resp = await http.post(
+                f"{served.url}/api/v1/agents/p1/state", json={"state": "available"}
+            )
+            assert resp.status == 200, await resp.text()
+        async with prom_api(
+            served.url.removeprefix("http://"), [worker_base.removeprefix("http://")]
+        ) as prom:
+            deadline = time.monotonic() + SCRAPED_SECONDS
+            query = 'sum(dialer_agents{state="available"})'
+            while await prom.value(query) != 1.0:  # a scrape after the agent became available
+                assert time.monotonic() < deadline, await prom.value(query)
+                await asyncio.sleep(0.25)
+            assert await prom.value('up{job="dialer-serve"}') == 1.0
+            assert await prom.value('up{job="dialer-worker"}') == 1.0
+            # Every agent counted once: two agents in the database, two over all targets.
+            assert await prom.value("sum(dialer_agents)") == 2.0
+            for gauge in ("dialer_agents", "dialer_campaign_state"):
+                assert await prom.value(f'count({gauge}{{job="dialer-worker"}})') is None
+            # The worker's own per-process series are there, with its role label.
+            assert (
+                await prom.value('count(dialer_channel_up{job="dialer-worker",role="worker"})')
+                == 2.0
+            )

@@ -86,3 +86,13 @@ def test_scrape_config_reads_the_rules_and_lists_one_target_per_process() -> Non
             targets = [t for g in groups for t in g["targets"]]
             assert targets == ["127.0.0.1:8080"], targets  # DIALER_PORT's default
             assert len(set(targets)) == len(targets)
+    # Workers: their own metrics port each (dialer-worker@N listens on 910N).
+    worker = jobs["dialer-worker"]
+    assert worker["metrics_path"] == "/metrics"
+    for sd in worker["file_sd_configs"]:
+        for name in sd["files"]:
+            groups = load_yaml(PROMETHEUS_DIR / name)
+            targets = [t for g in groups for t in g["targets"]]
+            assert targets == ["127.0.0.1:9101", "127.0.0.1:9102"], targets
+            assert all(g["labels"] == {"role": "worker"} for g in groups)
+    assert set(jobs) == {"dialer-serve", "dialer-worker"}

@@ -54,9 +54,16 @@ def test_unit_runs_dialer_hardened(name: str, command: str, tmp_path: Path) -> N
     verify(name, tmp_path)
 
 
-def test_worker_instances_get_their_own_worker_id() -> None:
+def test_worker_instances_get_their_own_worker_id_and_metrics_port() -> None:
     service = unit("dialer-worker@.service")["Service"]
-    assert "%i" in service["Environment"] and "DIALER_WORKER_ID=" in service["Environment"]
+    env = dict(x.split("=", 1) for x in service["Environment"].split())
+    assert "%i" in env["DIALER_WORKER_ID"]
+    # dialer-worker@1 serves /metrics on 9101, @2 on 9102: Prometheus' host targets.
+    assert env["DIALER_METRICS_PORT"] == "910%i"
+    # The bus comes from dialer.env, which serve reads too: never one bus per unit.
+    assert "DIALER_BUS_URL" not in env
+    # Refused on the in-process bus (exit 2): a configuration error, not restarted in a loop.
+    assert service["RestartPreventExitStatus"] == "2"
 
 
 def test_serve_migrates_before_it_starts() -> None:
