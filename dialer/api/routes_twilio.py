@@ -103,6 +103,10 @@ async def _report(request: web.Request, kind: str) -> web.Response:
                 "error": describe(exc),
             },
         )
+        raw = request.query.get("attempt", "")
+        if raw.isdigit() and len(raw) <= 18:
+            # Twilio does not retry: ask it about this call as soon as the database is back.
+            request.app[RUNTIME].engine.reconciler.defer(int(raw))
         return unavailable_response("the database is unavailable; the callback was not applied")
 
 

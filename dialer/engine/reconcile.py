@@ -33,6 +33,7 @@ MAX_RING_SECONDS = 120.0  # the longest ring timeout a voice step may have (doma
 QUEUE_SLACK_SECONDS = 60.0  # a call may wait at the carrier (its calls-per-second) first
 TALK_CHECK_SECONDS = 900.0  # a live call with no news for this long is checked on
 LOST = "lost"
+MAX_DEFERRED = 100_000
 
 
 class Reconciler:
@@ -41,6 +42,14 @@ class Reconciler:
         self.outcomes = outcomes
         self.dispatcher = dispatcher
         self._renewed_at = float("-inf")
+        # Attempts whose news could not be written (a callback answered 503 while the
+        # database was down): asked about at the next run, not after their horizon.
+        self.deferred: set[int] = set()
+
+    def defer(self, attempt_id: int) -> None:
+        """A report about this attempt was lost here; ask the carrier soon (bounded)."""
+        if len(self.deferred) < MAX_DEFERRED:
+            self.deferred.add(attempt_id)
 
     async def renew(self, now: float) -> int:
         """Vouch for this worker's calls: extend their leads' leases (every third of one)."""
@@ -65,6 +74,16 @@ class Reconciler:
                 ringing_before=now - (lease + MAX_RING_SECONDS + QUEUE_SLACK_SECONDS),
                 talking_before=now - max(lease, TALK_CHECK_SECONDS),
             )
+            hinted: list[attempt_store.Stale] = []
+            if self.deferred:
+                wanted = sorted(self.deferred)[:200]
+                known = {st.attempt_id for st in stale}
+                hinted = [
+                    st
+                    for st in await attempt_store.live_by_ids(conn, wanted)
+                    if st.attempt_id not in known and st.channel is Channel.VOICE
+                ]
+                self.deferred.difference_update(wanted)
         done = 0
         for st in stale:
             if st.attempt_id in self.dispatcher.in_hand:
@@ -73,6 +92,16 @@ class Reconciler:
                 await self._email(st, now)
             else:
                 await self._voice(st, now)
+            done += 1
+        for i, st in enumerate(hinted):  # someone may still vouch for these: act on facts
+            if st.attempt_id in self.dispatcher.in_hand:
+                continue
+            try:
+                await self._voice(st, now, hint=True)
+            except BaseException:
+                for rest in hinted[i:]:  # the database went away again: keep the hints
+                    self.defer(rest.attempt_id)
+                raise
             done += 1
         return done
 
@@ -84,9 +113,10 @@ class Reconciler:
             return
         await self._hand_off_again(st, now)
 
-    async def _voice(self, st: attempt_store.Stale, now: float) -> None:
+    async def _voice(self, st: attempt_store.Stale, now: float, *, hint: bool = False) -> None:
         allowance = self.d.health.allowance(Channel.VOICE, now)
         if allowance == 0:
+            self.defer(st.attempt_id)
             return  # the carrier is held: ask it when it answers again
         if allowance == 1:
             self.d.health.probing(Channel.VOICE)  # this question is the probe
@@ -98,12 +128,15 @@ class Reconciler:
             fate = await self.d.voice.lookup(query)
         except ChannelError as exc:
             if exc.unavailable:
+                self.defer(st.attempt_id)
                 await self.dispatcher.unreachable(Channel.VOICE, str(exc), now)
                 return
             fate = CallFate(FateKind.UNKNOWN, why=str(exc))
         await self.dispatcher.reachable(Channel.VOICE)
         if fate.kind is FateKind.KNOWN and fate.event is not None:
             await self._known(st, fate.event, now)
+        elif hint:
+            return  # not ours to give up: its lease and horizons decide
         elif fate.kind is FateKind.NOT_PLACED and st.status is AttemptStatus.CREATED and st.active:
             await self._hand_off_again(st, now)
         else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Row, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from dialer.domain.campaign import AnsweredBy, Channel
@@ -130,6 +130,20 @@ async def stale_live(
     and has not moved since `orphan_before`; or it has been ringing since `ringing_before`
     or talking since `talking_before` with no news (callbacks lost)."""
     active = Lead.active_attempt_id == Attempt.id
+    return await _stale(
+        conn,
+        or_(
+            active & Lead.lease_until.is_not(None) & (Lead.lease_until < now),
+            ~active & (Attempt.updated_at < orphan_before),
+            Attempt.status.in_(tuple(ATTEMPT_RINGING)) & (Attempt.updated_at < ringing_before),
+            (Attempt.status == AttemptStatus.IN_PROGRESS) & (Attempt.updated_at < talking_before),
+        ),
+        limit=limit,
+    )
+
+
+async def _stale(conn: AsyncConnection, which: ColumnElement[bool], *, limit: int) -> list[Stale]:
+    """Open attempts matching `which`, with what the reconciler asks the carrier."""
     rows = await conn.execute(
         select(
             Attempt.id,
@@ -143,19 +157,10 @@ async def stale_live(
             Lead.id,
             Lead.status,
             Lead.phone,
-            active,
+            Lead.active_attempt_id == Attempt.id,
         )
         .join(Lead, Lead.id == Attempt.lead_id)
-        .where(
-            Attempt.status.in_(tuple(ATTEMPT_LIVE)),
-            or_(
-                active & Lead.lease_until.is_not(None) & (Lead.lease_until < now),
-                ~active & (Attempt.updated_at < orphan_before),
-                Attempt.status.in_(tuple(ATTEMPT_RINGING)) & (Attempt.updated_at < ringing_before),
-                (Attempt.status == AttemptStatus.IN_PROGRESS)
-                & (Attempt.updated_at < talking_before),
-            ),
-        )
+        .where(Attempt.status.in_(tuple(ATTEMPT_LIVE)), which)
         .order_by(Attempt.id)
         .limit(limit)
     )
@@ -176,6 +181,14 @@ async def stale_live(
         )
         for r in rows.all()
     ]
+
+
+async def live_by_ids(conn: AsyncConnection, ids: Sequence[int]) -> list[Stale]:
+    """The open attempts among `ids` (news about them was lost), with what the
+    reconciler asks the carrier."""
+    if not ids:
+        return []
+    return await _stale(conn, Attempt.id.in_(tuple(ids)), limit=len(ids))
 
 
 async def other_calls(conn: AsyncConnection, lead_id: int, attempt_id: int) -> frozenset[str]:

@@ -210,3 +210,30 @@ async def test_a_carrier_refusing_connections_uses_no_try_and_holds_the_voice_ch
         assert len(voice) == 4 and {a.status for a in voice} == {"busy"}
         assert {a.try_no for a in voice} == {1}
         assert h.sim.counts["dialed"] == 4
+
+
+async def test_a_report_lost_to_a_database_outage_is_fetched_at_once(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A Twilio callback answered 503 (the database was down) is not retried by Twilio: the
+    webhook names the attempt to the reconciler, which asks the carrier at its next run
+    instead of after the call's no-news horizon. A hint never gives a call up as lost."""
+    async with harness(db_url, tmp_path, profile=BUSY) as h:
+        c = await h.campaign(
+            sequence=[{"channel": "voice", "max_attempts": 1}],
+            pacing={"mode": "agentless", "agentless_capacity": 1},
+        )
+        await h.service.leads.add(c.id, leads(1))
+        await h.service.start(c.id, actor=ADMIN)
+        h.voice.lose_callbacks = True
+        await h.tick()
+        await h.run(20, step=5)
+        (a,) = await attempts(h)
+        assert a.status == "queued"
+        h.rt.engine.reconciler.defer(a.id)
+        h.rt.engine.reconciler.defer(10_000)  # no such attempt: ignored
+        await h.advance(5)
+        await h.tick()
+        (a,) = await attempts(h)
+        assert a.status == "busy" and a.error is None
+        assert h.rt.engine.reconciler.deferred == set()
