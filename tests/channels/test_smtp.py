@@ -120,6 +120,7 @@ async def test_a_refused_recipient_is_not_retryable(server: Controller, handler:
     with pytest.raises(ChannelError) as refused:
         await channel.send(message())
     assert refused.value.retryable is False
+    assert not refused.value.unavailable  # an answer about the recipient, not an outage
 
     handler.rcpt_reply = None  # the connection is still good for the next message
     await channel.send(message("k2"))
@@ -133,14 +134,28 @@ async def test_a_temporary_failure_is_retryable(server: Controller, handler: Han
     with pytest.raises(ChannelError) as deferred:
         await channel.send(message())
     assert deferred.value.retryable is True
+    assert not deferred.value.unavailable  # retried by the step's policy, using a try
     await channel.close()
 
 
-async def test_a_server_that_is_down_is_retryable() -> None:
+async def test_a_server_that_is_down_is_an_outage_not_an_outcome() -> None:
+    """Connection refused: the channel is unavailable (no try used, docs/architecture.md
+    §15.3), and the same holds for a server closing the channel with 421."""
     channel = SmtpEmail(f"smtp://127.0.0.1:{free_port()}", FakeClock(), timeout=5)
     with pytest.raises(ChannelError) as down:
         await channel.send(message())
-    assert down.value.retryable is True
+    assert down.value.retryable is True and down.value.unavailable
+    await channel.close()
+
+
+async def test_a_server_closing_the_channel_is_an_outage(
+    server: Controller, handler: Handler
+) -> None:
+    handler.data_reply = "421 4.3.2 Service not available, closing channel"
+    channel = SmtpEmail(url_of(server), FakeClock())
+    with pytest.raises(ChannelError) as closing:
+        await channel.send(message())
+    assert closing.value.unavailable
     await channel.close()
 
 
