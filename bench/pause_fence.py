@@ -10,16 +10,31 @@ count the campaign's dials recorded after the ack: "dispatches after ack", which
 is the in-flight report, carrier cancels and agent release.
 
     .venv/bin/python bench/pause_fence.py --cycles 100 --backends sqlite,postgres
+
+With `--workers 1,2,3` it runs the same fence across processes instead (issue 10,
+docs/architecture.md §12.2): `dialer serve` plus N `dialer worker` processes on a fresh
+PostgreSQL database and a throwaway `redis-server`, the fake Twilio as the shared carrier and
+one Maildir as the shared mail server (tests/scaleout/rig.py). An agentless voice campaign
+and an email campaign run flat out; attempts/s is what reached the carrier and the mailbox
+per second over `--measure-seconds` before the cycles. Each cycle pauses both campaigns at
+once mid-load (timed from the client: the whole HTTP request), watches for `--watch-ms`, and
+counts what went out after the answer, by the mailbox's file names and ns mtimes and the
+fake's record (creation order, created_at): "after ack", which must be 0.
+
+    .venv/bin/python bench/pause_fence.py --workers 1,2,3 --cycles 50
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import random
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from common import (
@@ -35,10 +50,13 @@ from common import (
     print_table,
     voice_campaign,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 from dialer.channels.simulated import SimProfile, SimulatedVoice
 from dialer.clock import SystemClock
 from dialer.engine.engine import Engine
+from tests.faults.rig import wait_for
+from tests.scaleout.rig import Cluster, ClusterSpec, Late, call_duplicates, mail_duplicates
 
 WAIT_SECONDS = 30.0  # for the engine to dial again, or to tick: longer means it is stuck
 
@@ -130,6 +148,120 @@ async def measure(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def metric_value(text: str, name: str) -> tuple[float, float]:
+    """A histogram's sum and count in one process's /metrics text."""
+    values = {"sum": 0.0, "count": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            for kind in values:
+                if sample.name == f"{name}_{kind}":
+                    values[kind] += sample.value
+    return values["sum"], values["count"]
+
+
+def measure_processes(db_url: str, workers: int, args: argparse.Namespace) -> dict[str, Any]:
+    """serve + `workers` worker processes on `db_url`: attempts/s, then the pause cycles."""
+    with tempfile.TemporaryDirectory(prefix="dialer-bench-scaleout-") as tmp:
+        spec = ClusterSpec(
+            db_url,
+            Path(tmp),
+            workers=workers,
+            seed=7,
+            lease_seconds=args.lease_seconds,
+            email_batch=args.email_batch,
+            account_cps=args.cps,
+            fake_cps=args.cps * 4,
+        )
+        with Cluster(spec) as cl:
+            voice = cl.voice_campaign(args.leads, capacity=args.lines, start=False)
+            email = cl.email_campaign(args.leads, steps=3, start=False)
+            cl.start(voice)
+            cl.start(email)
+
+            def out() -> int:
+                return cl.mailbox.count() + cl.calls_count()
+
+            wait_for(lambda: out() > 0, WAIT_SECONDS, "the first dispatch", interval=0.01)
+            n0, t0 = out(), time.monotonic()
+            time.sleep(args.measure_seconds)
+            rate = (out() - n0) / (time.monotonic() - t0)
+            latencies: list[float] = []
+            late: list[Late] = []
+            jitter = random.Random(7)
+            in_flight = 0
+            for i in range(args.cycles):
+                mails, calls = cl.mailbox.count(), cl.calls_count()
+                wait_for(
+                    lambda m=mails, c=calls: cl.mailbox.count() > m and cl.calls_count() > c,
+                    WAIT_SECONDS,
+                    "mails and calls flowing",
+                    interval=0.005,
+                )
+                time.sleep(jitter.uniform(0, args.jitter_ms / 1000))
+                with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+                    acks = list(pool.map(cl.pause, [voice, email]))
+                if any(a.status != 200 for a in acks):
+                    raise RuntimeError(f"pause failed: {[(a.status, a.body) for a in acks]}")
+                latencies += [a.seconds for a in acks]
+                in_flight += sum(len(a.body["in_flight"]) for a in acks)
+                time.sleep(args.watch_ms / 1000)
+                late += cl.after_ack(acks[0], None, voice) + cl.after_ack(acks[1], email, None)
+                cl.resume(voice)
+                cl.resume(email)
+                if (i + 1) % max(1, args.cycles // 5) == 0:
+                    print(f"  {workers} worker(s): {i + 1} cycles, {out():,} out", flush=True)
+            for x in late[:20]:
+                print(f"  AFTER ACK: {x}", flush=True)
+            halt = metric_value(cl.metrics_texts()["serve"], "dialer_pause_duration_seconds")
+            duplicates = len(mail_duplicates(cl.mailbox.mails())) + len(
+                call_duplicates(cl.twilio.calls())
+            )
+            return {
+                "workers": workers,
+                "processes": workers + 1,
+                "cycles": args.cycles,
+                "pause_p50_ms": percentile(latencies, 50) * 1000,
+                "pause_p99_ms": percentile(latencies, 99) * 1000,
+                "pause_max_ms": max(latencies) * 1000,
+                # serve's own dialer_pause_duration_seconds: state change + every process's ack
+                "halt_mean_ms": halt[0] / max(1.0, halt[1]) * 1000,
+                "dispatches_after_ack": len(late),
+                "attempts_per_s": rate,
+                "in_flight_reported": in_flight,
+                "mails": cl.mailbox.count(),
+                "calls": cl.calls_count(),
+                "duplicates": duplicates,
+            }
+
+
+async def main_processes(args: argparse.Namespace) -> None:
+    results = []
+    for n in [int(w) for w in args.workers.split(",") if w.strip()]:
+        async with database("postgres", args.postgres_url) as url:
+            results.append(await asyncio.to_thread(measure_processes, url, n, args))
+    print()
+    print(
+        f"{args.cycles} pause/resume cycles of 2 campaigns (voice + email) across processes, "
+        f"serve + N workers, PostgreSQL + Redis"
+    )
+    columns = [
+        ("workers", "workers"),
+        ("pause p50 ms", "pause_p50_ms"),
+        ("pause p99 ms", "pause_p99_ms"),
+        ("pause max ms", "pause_max_ms"),
+        ("halt mean ms", "halt_mean_ms"),
+        ("after ack", "dispatches_after_ack"),
+        ("attempts/s", "attempts_per_s"),
+        ("in flight", "in_flight_reported"),
+        ("mails", "mails"),
+        ("calls", "calls"),
+        ("duplicates", "duplicates"),
+    ]
+    print_table([h for h, _ in columns], [[r[k] for _, k in columns] for r in results])
+    ok = all(r["dispatches_after_ack"] == 0 and r["duplicates"] == 0 for r in results)
+    emit_json("pause_fence", mode="processes", ok=ok, results=results)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=1000, help="pause/resume cycles")
@@ -139,7 +271,22 @@ async def main() -> None:
         "--jitter-ms", type=float, default=20.0, help="pause up to this long after a dial"
     )
     add_backend_args(parser, default="sqlite")
+    group = parser.add_argument_group("across processes (--workers)")
+    group.add_argument("--workers", help="comma list of worker counts, e.g. 1,2,3")
+    group.add_argument("--lease-seconds", type=float, default=5.0, help="DIALER_LEASE_SECONDS")
+    group.add_argument("--email-batch", type=int, default=50, help="DIALER_EMAIL_BATCH")
+    group.add_argument("--cps", type=float, default=100.0, help="shared calls per second")
+    group.add_argument("--lines", type=int, default=100, help="agentless lines (voice)")
+    group.add_argument("--measure-seconds", type=float, default=4.0, help="attempts/s window")
+    group.add_argument("--watch-ms", type=float, default=300.0, help="watched after each ack")
     args = parser.parse_args()
+    if args.workers:
+        if args.cycles == parser.get_default("cycles"):
+            args.cycles = 50
+        if args.leads == parser.get_default("leads"):
+            args.leads = 5000
+        await main_processes(args)
+        return
     results = []
     for backend in backends(args.backends):
         results.append(await measure(backend, args))

@@ -341,7 +341,7 @@ def _placed(o: Observed, a: AttemptRow, calls: dict[str, list[dict[str, Any]]]) 
     simulated carrier, a carrier id, or `lost` (its fate died with the process)."""
     if o.carrier is not None:
         return bool(calls.get(str(a.id)))
-    return a.carrier_id is not None or a.error == "lost"
+    return a.carrier_id is not None or (a.error or "").startswith("lost")
 
 
 def advanced_by_outage(o: Observed, counts: Counts) -> None:

@@ -92,7 +92,9 @@ def test_each_check_sees_its_fault() -> None:
             attempt(2, 1, 1, 1, "sent"),
             attempt(3, 1, 1, 1, "sent"),  # the same try twice, and the email sent twice
             attempt(4, 2, 0, 1, "ringing"),  # still open
-            attempt(5, 3, 0, 1, "failed", error="lost"),  # re-dialled after it was lost
+            attempt(
+                5, 3, 0, 1, "failed", error="lost: the carrier's record died with its process"
+            ),  # re-dialled after it was lost
             # Lead 4 moved on to its email with no call placed: carrier down, not a try.
             attempt(6, 4, 0, 1, "failed", error="carrier_unavailable", carrier_id=None),
             attempt(7, 4, 1, 1, "sent"),
@@ -122,7 +124,15 @@ def test_each_check_sees_its_fault() -> None:
 
 
 def test_simulated_runs_are_checked_against_the_rows() -> None:
-    lost = attempt(1, 1, 0, 1, "failed", error="lost", carrier_id=None)
+    lost = attempt(
+        1,
+        1,
+        0,
+        1,
+        "failed",
+        error="lost: the carrier's record died with its process",
+        carrier_id=None,
+    )
     o = observed([lost, attempt(2, 1, 0, 2, "busy", rang=True)], [], None)
     assert checks.evaluate(o).total() == 0  # a lost call counts as a try of the carrier's
     o.stats["calls"]["received"] = 2
