@@ -94,6 +94,15 @@ class RedisBus:
             socket_connect_timeout=max(1.0, lease_seconds / 4),
             health_check_interval=0,
         )
+        # The subscription on its own client, without decoding: redis-py recognises a
+        # pub/sub PONG only as bytes, and the pongs are how a deaf subscription is noticed.
+        self._sub: aioredis.Redis = aioredis.from_url(
+            url,
+            decode_responses=False,
+            socket_timeout=max(1.0, lease_seconds / 4),
+            socket_connect_timeout=max(1.0, lease_seconds / 4),
+            health_check_interval=0,
+        )
         self._clock = clock
         self.lease = lease_seconds
         self.p = prefix
@@ -241,6 +250,7 @@ class RedisBus:
         self._handlers.clear()
         with contextlib.suppress(*CONNECT_ERRORS):
             await self._redis.aclose()
+            await self._sub.aclose()
 
     # -- inside ----------------------------------------------------------------------------
     def _touch(self) -> None:
@@ -293,7 +303,7 @@ class RedisBus:
         backoff = 0.1
         first = True
         while not self._closed:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._sub.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
                 self._contact.listener = self._clock.now()

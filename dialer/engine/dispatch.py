@@ -122,8 +122,34 @@ class Dispatcher:
                 if claimed and email_cap is not None:
                     health.probing(Channel.EMAIL)
                 prepared += claimed
+        return await self._hand_off(prepared, spec, now)
+
+    async def _hand_off(self, prepared: list[Prepared], spec: CampaignSpec, claimed: float) -> int:
+        """Hand the round's attempts off one by one. A round that outlasts a third of the
+        lease renews the leases of what is left; a lead whose lease ran out meanwhile may
+        have been taken over by another worker's reconciler, which hands its attempt off
+        itself: this worker then leaves it alone (docs/architecture.md §15.2)."""
+        lease = self.d.tuning.lease_seconds
+        held: set[int] | None = None  # None: every lead of the round, as claimed
         sent = 0
-        for p in prepared:
+        for i, p in enumerate(prepared):
+            now = self.d.clock.now()
+            if now - claimed > lease / 3:
+                async with self.d.db.session() as s:
+                    held = await lead_store.hold_claims(
+                        await s.connection(),
+                        self.d.tuning.worker_id,
+                        [q.lead_id for q in prepared[i:]],
+                        now,
+                        now + lease,
+                    )
+                claimed = now
+            if held is not None and p.lead_id not in held:
+                log.warning(
+                    "dispatch.lease_lost",
+                    extra={"campaign": p.campaign_id, "attempt": p.attempt_id},
+                )
+                continue
             sent += await self.dispatch(p, spec)
         return sent
 

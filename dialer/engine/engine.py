@@ -37,6 +37,7 @@ from dialer.store.models import Campaign
 
 log = logging.getLogger(__name__)
 GAUGE_SECONDS = 15.0
+CANCEL_CONCURRENCY = 16  # requests to the carrier at once when a pause cancels queued calls
 RECONCILE_SECONDS = 5.0  # how often open attempts nobody vouches for are looked for
 
 
@@ -252,11 +253,14 @@ class Engine:
         """Cancel the campaign's calls still queued at the carrier; returns attempt ids."""
         async with self.d.db.read() as conn:
             queued = await attempt_store.queued_calls(conn, campaign_id)
-        cancelled: list[str] = []
-        for attempt_id, carrier_id in queued:
-            if await self.d.voice.cancel(carrier_id):
-                cancelled.append(str(attempt_id))
-        return cancelled
+        limit = asyncio.Semaphore(CANCEL_CONCURRENCY)  # a pause should not wait in line
+
+        async def cancel(carrier_id: str) -> bool:
+            async with limit:
+                return await self.d.voice.cancel(carrier_id)
+
+        done = await asyncio.gather(*(cancel(carrier_id) for _, carrier_id in queued))
+        return [str(attempt_id) for (attempt_id, _), ok in zip(queued, done, strict=True) if ok]
 
     async def _gauges(self, running: list[Campaign], now: float) -> None:
         """Per-campaign gauges for Grafana and alerts, refreshed every 15 s (a scrape). They

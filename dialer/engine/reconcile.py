@@ -198,13 +198,22 @@ class Reconciler:
 
     async def _hand_off_again(self, st: attempt_store.Stale, now: float) -> None:
         """Never reached the channel: the same attempt (same key, same try) goes again."""
+        me = self.d.tuning.worker_id
         async with self.d.db.session() as s:
             c = await control.load(s, st.campaign_id)
             lead = await lead_store.get(s, st.lead_id, lock=True)
-            if lead is None:
+            attempt = await attempt_store.get(s, st.attempt_id, lock=True)
+            if lead is None or attempt is None or attempt.status != AttemptStatus.CREATED:
                 return
+            taken = (
+                lead.lease_owner != me
+                and lead.lease_until is not None
+                and (lead.lease_until >= now)
+            )
+            if lead.active_attempt_id != st.attempt_id or taken:
+                return  # another worker took it over first: it hands it off, not us
             lead.lease_until = now + self.d.tuning.lease_seconds
-            lead.lease_owner = self.d.tuning.worker_id
+            lead.lease_owner = me
             spec = self.d.specs.of(c)
             lead_contact = contact(lead)
         step = spec.sequence[st.step] if st.step < len(spec.sequence) else None

@@ -227,3 +227,20 @@ async def next_up(
 async def get(session: AsyncSession, lead_id: int, *, lock: bool = False) -> Lead | None:
     """The lead; with `lock`, its row is locked for the rest of the transaction."""
     return await session.get(Lead, lead_id, with_for_update=lock or None)
+
+
+async def hold_claims(
+    conn: AsyncConnection, worker_id: str, lead_ids: Sequence[int], now: float, until: float
+) -> set[int]:
+    """Extend this worker's leases of claimed leads still being handed off; returns the
+    leads it still holds (a lease that ran out may have been taken over by another worker's
+    reconciler, which then hands the attempt off itself: docs/architecture.md §15.2)."""
+    if not lead_ids:
+        return set()
+    rows = await conn.execute(
+        update(Lead)
+        .where(Lead.id.in_(tuple(lead_ids)), Lead.lease_owner == worker_id, Lead.lease_until >= now)
+        .values(lease_until=until)
+        .returning(Lead.id)
+    )
+    return {lead_id for (lead_id,) in rows.all()}

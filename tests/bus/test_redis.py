@@ -153,3 +153,13 @@ def test_bus_from_url_picks_redis_and_keeps_secrets_out_of_errors() -> None:
     with pytest.raises(ValueError) as caught:
         bus_from_url("amqp://:s3cret@host/", SystemClock())
     assert "s3cret" not in str(caught.value)
+
+
+async def test_an_idle_subscription_stays_in_touch(buses: Factory) -> None:
+    """No control message for longer than a lease: the subscription's pings keep the worker
+    in touch (a worker that fenced itself whenever nobody paused would dispatch nothing)."""
+    w1 = buses(lease=1.0)
+    await w1.join(worker_info("w1", 0.0))
+    clock = SystemClock()
+    await asyncio.sleep(1.5)
+    assert clock.now() - w1.last_contact() < 0.5

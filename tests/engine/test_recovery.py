@@ -4,16 +4,31 @@ carrier that cannot be reached uses no try and holds the channel until it answer
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from sqlalchemy import select
 
+from dialer.channels.base import EmailMessage
+from dialer.channels.maildir import MaildirEmail
 from dialer.channels.simulated import SimProfile, SimulatedVoice
+from dialer.clock import FakeClock
 from dialer.domain.campaign import Channel
 from dialer.domain.states import ATTEMPT_FINAL, ATTEMPT_LIVE, AgentState, CampaignState
 from dialer.engine.reconcile import MAX_RING_SECONDS, QUEUE_SLACK_SECONDS
+from dialer.runtime import Runtime
 from dialer.store.models import Attempt, Event, Lead
-from tests.harness import ADMIN, Harness, harness, leads, open_runtime
+from tests.harness import (
+    ADMIN,
+    Harness,
+    campaign_body,
+    carrier,
+    harness,
+    leads,
+    open_runtime,
+    settings,
+)
+from tests.recording import RecordingVoice
 
 TALKERS = SimProfile(
     answer_rate=1.0,
@@ -237,3 +252,56 @@ async def test_a_report_lost_to_a_database_outage_is_fetched_at_once(
         (a,) = await attempts(h)
         assert a.status == "busy" and a.error is None
         assert h.rt.engine.reconciler.deferred == set()
+
+
+class SlowMail(MaildirEmail):
+    """A mail server that takes `seconds` of (fake) time per message, during which `during`
+    runs (another worker ticking, say)."""
+
+    def __init__(self, root: Path, clock: FakeClock, seconds: float) -> None:
+        super().__init__(root, clock)
+        self.clock = clock
+        self.seconds = seconds
+        self.during: Callable[[], Awaitable[object]] | None = None
+
+    async def send(self, message: EmailMessage) -> str:
+        await self.clock.advance(self.seconds)
+        if self.during is not None:
+            during, self.during = self.during, None
+            await during()
+        return await super().send(message)
+
+
+async def test_a_round_longer_than_the_lease_keeps_its_leads(db_url: str, tmp_path: Path) -> None:
+    """A worker whose round of hand-offs outlasts its lease renews the leases of what is
+    left, so another worker's reconciler never takes (and sends again) work it still holds."""
+    clock, sim = carrier()
+    slow = SlowMail(tmp_path / "maildir", clock, seconds=25.0)  # lease 60 s: 3 sends = 75 s
+    config = settings(db_url, "a")
+    async with Runtime.open(
+        config, clock=clock, voice=RecordingVoice(sim), email=slow, run_engine=False
+    ) as a:
+        service = a.service
+        only_email = {"sequence": [{"channel": "email", "subject": "Hi", "body": "Hello"}]}
+        body = campaign_body("Slow", {}, {**only_email, "caller_ids": []})
+        c = await service.create_campaign(body, actor=ADMIN)
+        await service.leads.add(c.id, leads(4))
+        await service.start(c.id, actor=ADMIN)
+        async with open_runtime(db_url, tmp_path, clock, sim, worker="b") as b:
+            calls: list[int] = []
+
+            async def other_worker() -> None:
+                await clock.advance(20.0)  # 70 s after the claim: the first lease is over
+                calls.append((await b.tick()).reconciled)
+
+            async def first() -> None:  # while the second message is being sent
+                slow.during = other_worker
+
+            slow.during = first
+            await a.engine.tick()
+            sent = len(list((tmp_path / "maildir" / "new").iterdir()))
+            async with a.db.session() as s:
+                rows = list((await s.scalars(select(Attempt))).all())
+            assert sent == len(rows) == 4, "a message was sent twice or not at all"
+            assert calls == [0], "the other worker took over work that was still held"
+            assert {r.status for r in rows} == {"sent"}
