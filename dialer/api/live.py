@@ -37,6 +37,7 @@ CAMPAIGN_STATE, CAMPAIGN_STATS = "campaign.state", "campaign.stats"
 AGENT_STATE, LEAD_STATE = "agent.state", "lead.state"
 LIVE_STATES = (CampaignState.RUNNING, CampaignState.STOPPING)
 PAGE = 500
+STOP_GRACE = 5.0  # seconds stop() lets the current poll finish before cancelling it
 # PostgreSQL hands out sequence values at INSERT, so a lower id can commit after a higher
 # one: hold the cursor at a gap this long for the late row (or a rolled-back one) to settle.
 GAP_WAIT = 1.0
@@ -151,6 +152,7 @@ class LiveHub:
         self._task: asyncio.Task[None] | None = None
         self._reader = PinnedReader(runtime.db)
         self._stopped = False
+        self._stopping = asyncio.Event()
 
     @property
     def subscribers(self) -> int:
@@ -172,10 +174,14 @@ class LiveHub:
         if self._stopped:
             return
         self._stopped = True
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:  # the current poll finishes (a query is short), then the loop ends
+                await asyncio.wait_for(asyncio.shield(self._task), STOP_GRACE)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
         for sub in list(self._subs):
             sub.close()
         self._subs.clear()
@@ -221,7 +227,7 @@ class LiveHub:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         next_stats = loop.time()
-        while True:
+        while not self._stopped:
             full = False
             try:
                 full = await self._poll()
@@ -237,7 +243,10 @@ class LiveHub:
                     log.info("live.poll_recovered", extra={"failures": self.failures})
                 self.failures, self.delay = 0, self.poll_seconds
             if not full:
-                await asyncio.sleep(self.delay)
+                # Woken early by stop(): a poll is never cancelled in the middle of a query
+                # (the driver's thread would answer a loop that may be closed by then).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.delay)
 
     def _failed(self, exc: Exception) -> None:
         """Back off, doubling up to `max_delay`: a database that is down is not asked ten times
