@@ -54,8 +54,9 @@ def test_pause_cycles_under_load_nothing_goes_out_after_the_answer(spec: MakeSpe
             cl.resume(voice)
             cl.resume(email)
         assert not late, "went out after the pause answered:\n" + "\n".join(map(str, late))
-        # The load was spread: every worker handed off both kinds of work (serve, busy with
-        # the API and the carrier's callbacks, takes a share too, but it may be small).
+        # The load was spread: every worker handed off work, and each channel's work went
+        # through several processes (who wins a claim is a race; voice is also paced by the
+        # shared calls-per-second, so one worker may win no call in a short run).
         rows = query(
             cl.s.db_url,
             "SELECT split_part(worker_id, '-', 1) AS p, channel, count(*) AS n FROM attempts"
@@ -63,7 +64,9 @@ def test_pause_cycles_under_load_nothing_goes_out_after_the_answer(spec: MakeSpe
         )
         seen = {(r["p"], r["channel"]) for r in rows}
         for p in ["w1", "w2", "w3"]:
-            assert {(p, "voice"), (p, "email")} <= seen, (p, rows)
+            assert {c for w, c in seen if w == p}, (p, rows)
+        for channel in ("voice", "email"):
+            assert len({w for w, c in seen if c == channel}) >= 2, (channel, rows)
         assert ringing > 0
         assert not mail_duplicates(cl.mailbox.mails()), cl.describe_mail_duplicates()
         assert not cl.describe_call_duplicates()
