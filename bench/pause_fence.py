@@ -171,6 +171,7 @@ def measure_processes(db_url: str, workers: int, args: argparse.Namespace) -> di
             email_batch=args.email_batch,
             account_cps=args.cps,
             fake_cps=args.cps * 4,
+            extra_env={} if args.serve_engine else {"DIALER_SERVE_ENGINE": "false"},
         )
         with Cluster(spec) as cl:
             voice = cl.voice_campaign(args.leads, capacity=args.lines, start=False)
@@ -273,6 +274,12 @@ async def main() -> None:
     add_backend_args(parser, default="sqlite")
     group = parser.add_argument_group("across processes (--workers)")
     group.add_argument("--workers", help="comma list of worker counts, e.g. 1,2,3")
+    group.add_argument(
+        "--no-serve-engine",
+        dest="serve_engine",
+        action="store_false",
+        help="serve runs no engine of its own (DIALER_SERVE_ENGINE=false): API and callbacks",
+    )
     group.add_argument("--lease-seconds", type=float, default=5.0, help="DIALER_LEASE_SECONDS")
     group.add_argument("--email-batch", type=int, default=50, help="DIALER_EMAIL_BATCH")
     group.add_argument("--cps", type=float, default=100.0, help="shared calls per second")

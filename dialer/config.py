@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     smtp_url: SecretStr | None = None
 
     worker_id: str | None = None
+    # `dialer serve` runs an engine of its own; with workers beside it (scale-out) it may
+    # leave the dispatching to them and serve only the API and the carrier's callbacks.
+    serve_engine: bool = True
     tick_seconds: float = Field(default=0.2, gt=0)
     lease_seconds: float = Field(default=60.0, gt=0)
     abandon_redial_hours: float = Field(default=72.0, ge=0)

@@ -363,3 +363,22 @@ def test_worker_beside_serve_on_redis(tmp_path: Path, redis_url: str) -> None:
             assert f"metrics on {base}/metrics" in log.read_text()
             items = _json(f"{served.url}/api/v1/workers", token)["items"]
             assert worker.pid not in {w["pid"] for w in items}  # left at once on a clean stop
+
+
+@pytest.mark.parametrize("engine", [True, False])
+async def test_serve_may_leave_dispatching_to_the_workers(tmp_path: Path, engine: bool) -> None:
+    """`DIALER_SERVE_ENGINE=false`: serve answers the API and the carrier's callbacks and
+    runs no engine of its own (it does not join the registry; workers dispatch)."""
+    from dialer.cli.serve import serving
+    from dialer.config import Settings
+
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'd.db'}",
+        port=free_port(),
+        serve_engine=engine,
+        bootstrap_token="x" * 32,
+    )
+    async with serving(settings) as served:
+        rt = served[RUNTIME]
+        assert (rt.engine._task is not None) is engine
+        assert len(await rt.bus.workers()) == (1 if engine else 0)

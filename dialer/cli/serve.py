@@ -60,7 +60,7 @@ async def serving(settings: Settings) -> AsyncIterator[web.Application]:
     stop listening, let open requests finish (time-boxed), then close every resource."""
     from dialer.api.app import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, run_engine=settings.serve_engine)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS)
     await runner.setup()  # runs the cleanup contexts: the runtime is open after this
     try:

@@ -363,7 +363,11 @@ class Cluster:
             for w in self.workers:
                 if names is None or w.name in names:
                     w.check_running()
-            wanted = names or {"serve", *(w.name for w in self.workers if w.alive)}
+            serve_engine = self.s.extra_env.get("DIALER_SERVE_ENGINE", "true") != "false"
+            wanted = names or {
+                *(["serve"] if serve_engine else []),
+                *(w.name for w in self.workers if w.alive),
+            }
             return wanted <= self.registered()
 
         wait_for(ready, seconds, "engine processes registered on the bus", interval=0.05)
