@@ -259,8 +259,10 @@ async def test_prometheus_scrapes_a_worker_and_sums_stay_right(
             while await prom.value(query) != 1.0:  # a scrape after the agent became available
                 assert time.monotonic() < deadline, await prom.value(query)
                 await asyncio.sleep(0.25)
-            assert await prom.value('up{job="dialer-serve"}') == 1.0
-            assert await prom.value('up{job="dialer-worker"}') == 1.0
+            for job in ("dialer-serve", "dialer-worker"):  # each target's first scrape
+                while await prom.value(f'up{{job="{job}"}}') != 1.0:
+                    assert time.monotonic() < deadline, job
+                    await asyncio.sleep(0.25)
             # Every agent counted once: two agents in the database, two over all targets.
             assert await prom.value("sum(dialer_agents)") == 2.0
             for gauge in ("dialer_agents", "dialer_campaign_state"):
