@@ -41,7 +41,8 @@ import asyncpg
 from common import POSTGRES_URL, emit_json, print_table
 from sqlalchemy.engine import make_url
 
-from tests.faults.rig import Carrier, Scenario, free_port, run_async
+from tests.conftest import free_port, run_async
+from tests.faults.rig import Carrier, Scenario
 from tests.faults.runs import RunResult, kill_run, pg_restart_run, refuse_run, totals
 from tests.pg_cluster import PgCluster
 

@@ -33,7 +33,8 @@ from sqlalchemy import select
 from dialer.domain.states import ATTEMPT_FINAL
 from dialer.store.db import Database
 from dialer.store.models import Agent, Attempt, Campaign, Event, Lead
-from tests.faults.rig import Rig, run_async
+from tests.conftest import run_async
+from tests.faults.rig import Rig
 
 BUSY_AGENT = frozenset({"reserved", "on_call"})
 TWILIO_FINAL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})

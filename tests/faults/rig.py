@@ -17,23 +17,23 @@ Shared by the tests in this package and by `bench/faults.py`.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TypeVar
+
+from tests.conftest import free_port, stop_process
 
 T = TypeVar("T")
 Carrier = Literal["simulated", "twilio"]
@@ -48,19 +48,6 @@ FINAL_STATES = frozenset({"stopped", "completed", "cancelled"})
 
 class RigError(Exception):
     """The rig could not do what a run needs (a process did not start, a request failed)."""
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run `coro` on a fresh loop in a worker thread (safe inside a running loop too)."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_for(
@@ -149,7 +136,35 @@ def _answers(url: str) -> bool:
         return False
 
 
-class DialerProcess:
+class LoggedProcess:
+    """A `dialer` subprocess writing to `log`: alive, kill -9, stop, the end of its log."""
+
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+    kills: int = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as with the OOM killer."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=15)
+            self.kills += 1
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.process is not None and self.process.poll() is None:
+            stop_process(self.process, timeout)
+
+    def tail(self, lines: int = 40) -> str:
+        if not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+class DialerProcess(LoggedProcess):
     """`dialer serve` on a fixed port (the fake's callbacks go to the same URL across
     restarts), its output appended to `workdir/serve.log`."""
 
@@ -185,32 +200,6 @@ class DialerProcess:
             if time.monotonic() > deadline:
                 raise RigError(f"dialer serve not ready in {ready_seconds} s:\n{self.tail()}")
             time.sleep(0.1)
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, as with the OOM killer."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=15)
-            self.kills += 1
-
-    def stop(self, timeout: float = 15) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=timeout)
-
-    def tail(self, lines: int = 40) -> str:
-        if not self.log.exists():
-            return ""
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
 class FakeTwilioProcess:

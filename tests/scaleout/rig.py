@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -37,7 +36,7 @@ import asyncpg
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import asyncpg_dsn, free_port
+from tests.conftest import asyncpg_dsn, free_port, run_async
 from tests.faults.rig import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -46,9 +45,9 @@ from tests.faults.rig import (
     Api,
     DialerProcess,
     FakeTwilioProcess,
+    LoggedProcess,
     RigError,
     daytime_zone,
-    run_async,
     wait_for,
 )
 
@@ -115,7 +114,7 @@ class RedisServer:
 # -- processes ------------------------------------------------------------------------------
 
 
-class WorkerProcess:
+class WorkerProcess(LoggedProcess):
     """`dialer worker` (engine only), worker id `<name>-<random>`, `/metrics` and `/healthz`
     on `DIALER_METRICS_PORT` (a free port of its own); output in `workdir/<name>.log`."""
 
@@ -142,32 +141,6 @@ class WorkerProcess:
         if self.process is None or self.process.poll() is not None:
             code = None if self.process is None else self.process.returncode
             raise RigError(f"dialer worker {self.name} exited with {code}:\n{self.tail()}")
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, it does not leave the registry."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=15)
-            self.kills += 1
-
-    def stop(self, timeout: float = 15) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=timeout)
-
-    def tail(self, lines: int = 40) -> str:
-        if not self.log.exists():
-            return ""
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
 # -- what went out --------------------------------------------------------------------------

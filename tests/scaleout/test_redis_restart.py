@@ -9,8 +9,9 @@ import time
 
 import pytest
 
+from tests.conftest import run_async
 from tests.faults import checks
-from tests.faults.rig import run_async, wait_for
+from tests.faults.rig import wait_for
 from tests.scaleout.conftest import MakeSpec
 from tests.scaleout.rig import Cluster, mail_duplicates, query
 
