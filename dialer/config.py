@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     twilio_agent_leg: str = "client:{agent_id}"
     predictive_max_lines_per_agent: float = Field(default=3.0, ge=1.0)
     smtp_url: SecretStr | None = None
+    # Connections the SMTP channel keeps open and sends on side by side (docs/architecture.md §9).
+    smtp_pool_size: int = Field(default=4, ge=1, le=64)
 
     worker_id: str | None = None
     # `dialer serve` runs an engine of its own; with workers beside it (scale-out) it may

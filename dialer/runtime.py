@@ -82,7 +82,9 @@ def make_email(settings: Settings, clock: Clock) -> EmailChannel:
 
         if settings.smtp_url is None:
             raise ValueError("DIALER_SMTP_URL is required when DIALER_EMAIL_PROVIDER=smtp")
-        return SmtpEmail(settings.smtp_url.get_secret_value(), clock)
+        return SmtpEmail(
+            settings.smtp_url.get_secret_value(), clock, pool_size=settings.smtp_pool_size
+        )
     raise ValueError(
         f"DIALER_EMAIL_PROVIDER: {settings.email_provider!r} is not one of simulated, smtp"
     )

@@ -1,10 +1,18 @@
-"""Simulated email for the demo: messages go to a local Maildir a user can open and read."""
+"""Simulated email for the demo: messages go to a local Maildir a user can open and read.
+
+Each message is written the Maildir way, in a worker thread so the event loop never waits on
+the disk: the whole file into `tmp/`, then renamed into `new/` (atomic: a reader never sees a
+half-written message). Names are `<seconds>.M<usec>P<pid>Q<n>.<host>`, unique per process.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import email.message
-import mailbox
+import itertools
+import os
+import socket
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dialer.channels.base import ChannelError, EmailMessage
@@ -12,14 +20,23 @@ from dialer.channels.mime import build_message, new_message_id
 from dialer.clock import Clock
 
 
+@dataclass(slots=True)
+class _KeyLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 class MaildirEmail:
     """Writes each message to `root` (a Maildir, created if missing).
 
     Idempotent on `idempotency_key` within the process: sending a key again returns the first
-    Message-ID and writes nothing. Addresses in `fail_addresses` fail with a retryable error.
+    Message-ID and writes nothing; a send of a key already being written waits for that write
+    and returns its Message-ID. Sends of different keys write side by side. Addresses in
+    `fail_addresses` fail with a retryable error.
     """
 
     name = "simulated"
+    _seq = itertools.count(1)  # shared by every instance: names stay unique in the process
 
     def __init__(
         self, root: Path, clock: Clock, *, fail_addresses: frozenset[str] = frozenset()
@@ -28,35 +45,63 @@ class MaildirEmail:
         self._clock = clock
         self._fail = frozenset(a.lower() for a in fail_addresses)
         self._sent: dict[str, str] = {}
-        self._lock = asyncio.Lock()  # one write at a time keeps the idempotency check simple
-        self._box: mailbox.Maildir | None = None
+        self._writing: dict[str, _KeyLock] = {}  # keys with a send in flight
+        self._ready = False  # tmp/, new/ and cur/ exist
+        self._host = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
 
     async def send(self, message: EmailMessage) -> str:
-        async with self._lock:
-            known = self._sent.get(message.idempotency_key)
-            if known is not None:
-                return known
-            if message.to.lower() in self._fail:
-                raise ChannelError("mailbox unavailable", retryable=True)
-            message_id = new_message_id(message)
-            try:
-                mime = build_message(message, message_id, self._clock.utcnow())
-            except ValueError as exc:
-                raise ChannelError(str(exc), retryable=False) from exc
-            try:
-                await asyncio.to_thread(self._write, mime)
-            except OSError as exc:
-                raise ChannelError(f"maildir write failed: {exc}", unavailable=True) from exc
-            self._sent[message.idempotency_key] = message_id
-            return message_id
+        key = message.idempotency_key
+        known = self._sent.get(key)
+        if known is not None:
+            return known
+        entry = self._writing.get(key)
+        if entry is None:
+            entry = self._writing[key] = _KeyLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                known = self._sent.get(key)  # the send we waited for wrote it
+                if known is not None:
+                    return known
+                message_id = await self._write_new(message)
+                self._sent[key] = message_id
+                return message_id
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._writing[key]
 
-    def _write(self, mime: email.message.EmailMessage) -> None:
-        if self._box is None:
-            # Maildir(create=True) leaves an existing empty directory without its subfolders.
+    async def _write_new(self, message: EmailMessage) -> str:
+        if message.to.lower() in self._fail:
+            raise ChannelError("mailbox unavailable", retryable=True)
+        message_id = new_message_id(message)
+        try:
+            data = build_message(message, message_id, self._clock.utcnow(), linesep="\n")
+        except ValueError as exc:
+            raise ChannelError(str(exc), retryable=False) from exc
+        now = time.time()
+        name = f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(self._seq)}.{self._host}"
+        try:
+            await asyncio.to_thread(self._write, name, data)
+        except OSError as exc:
+            raise ChannelError(f"maildir write failed: {exc}", unavailable=True) from exc
+        return message_id
+
+    def _write(self, name: str, data: bytes) -> None:
+        if not self._ready:
+            # An existing empty directory gets its subfolders too.
             for sub in ("tmp", "new", "cur"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
-            self._box = mailbox.Maildir(self.root, create=False)
-        self._box.add(mime)
+            self._ready = True
+        tmp = self.root / "tmp" / name
+        f = open(tmp, "xb")  # "x": a name is never reused, never overwritten
+        try:
+            with f:
+                f.write(data)
+            os.rename(tmp, self.root / "new" / name)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # no half-written file left behind
+            raise
 
     async def close(self) -> None:
-        self._box = None
+        self._ready = False  # the directory may be gone before the next send

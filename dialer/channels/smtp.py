@@ -1,16 +1,22 @@
-"""Email over SMTP (aiosmtplib): one connection, reused across sends and reopened when lost."""
+"""Email over SMTP (aiosmtplib): a small pool of persistent connections (docs/architecture.md §9).
+
+Concurrent sends go out on different connections, at most `pool_size` open at once; a
+connection is reused across sends, and one that fails is dropped and reopened by the next
+send that needs it. aiosmtplib has no RFC 2920 PIPELINING: on one connection each MAIL, RCPT
+and DATA waits for its reply, so a message costs four round trips there; the pool's
+connections side by side are what keeps the server busy.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import email.message
 import logging
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
 from dialer.channels.base import ChannelError, EmailMessage
-from dialer.channels.mime import build_message, new_message_id
+from dialer.channels.mime import build_message, needs_smtputf8, new_message_id
 from dialer.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -23,17 +29,29 @@ _SCHEMES: dict[str, tuple[bool, bool, int]] = {
 }
 
 
+class _Disconnected(Exception):
+    """The server closed the connection under a send; the connection is gone."""
+
+
 class SmtpEmail:
     """Sends through `url`: `smtp://`, `smtps://` (implicit TLS) or `smtp+starttls://`,
     with optional `user:password@`. The password is never logged nor shown in `repr`.
+
+    Not idempotent on `idempotency_key`: each send is a new message with a new Message-ID
+    (SMTP cannot ask whether a message went out, docs/architecture.md §9). A retry after a
+    kept connection turned out dead sends the same bytes, so the same Message-ID.
     """
 
     name = "smtp"
 
-    def __init__(self, url: str, clock: Clock, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, clock: Clock, *, timeout: float = 30.0, pool_size: int = 4
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in _SCHEMES or not parts.hostname:
             raise ValueError("SMTP url must be smtp://, smtps:// or smtp+starttls://host[:port]")
+        if pool_size < 1:
+            raise ValueError("SMTP pool_size must be at least 1")
         self._use_tls, self._start_tls, default_port = _SCHEMES[parts.scheme]
         self.host = parts.hostname
         self.port = parts.port or default_port
@@ -41,50 +59,64 @@ class SmtpEmail:
         self._password = unquote(parts.password) if parts.password else None
         self._clock = clock
         self._timeout = timeout
-        self._smtp: aiosmtplib.SMTP | None = None
-        self._lock = asyncio.Lock()  # one connection, one transaction at a time
+        self.pool_size = pool_size
+        # A send holds a slot for its whole transaction, and at most one connection per slot:
+        # open connections (idle + in use) never exceed pool_size.
+        self._slots = asyncio.Semaphore(pool_size)
+        self._idle: list[aiosmtplib.SMTP] = []  # last in, first out: the warmest first
 
     def __repr__(self) -> str:
         user = f"{self.username}@" if self.username else ""
-        return f"SmtpEmail({user}{self.host}:{self.port})"
+        return f"SmtpEmail({user}{self.host}:{self.port}, pool={self.pool_size})"
 
     async def send(self, message: EmailMessage) -> str:
         message_id = new_message_id(message)
         try:
-            mime = build_message(message, message_id, self._clock.utcnow())
+            data = build_message(message, message_id, self._clock.utcnow())
         except ValueError as exc:
             raise ChannelError(str(exc), retryable=False) from exc
-        async with self._lock:
-            reused = self._smtp is not None and self._smtp.is_connected
+        options = ["SMTPUTF8"] if needs_smtputf8(message) else []
+        async with self._slots:
+            smtp = self._idle.pop() if self._idle else None
             try:
-                await self._send(mime)
-            except aiosmtplib.SMTPServerDisconnected:
-                if not reused:
+                await self._send(smtp, message, data, options)
+            except _Disconnected:
+                if smtp is None:
                     raise self._error_for_disconnect() from None
-                # The server dropped the idle connection we kept: one fresh try.
-                await self._drop()
+                # The server dropped the idle connection we kept: one fresh try, same bytes.
                 try:
-                    await self._send(mime)
-                except aiosmtplib.SMTPServerDisconnected:
+                    await self._send(None, message, data, options)
+                except _Disconnected:
                     raise self._error_for_disconnect() from None
         return message_id
 
-    async def _send(self, mime: email.message.EmailMessage) -> None:
+    async def _send(
+        self, smtp: aiosmtplib.SMTP | None, message: EmailMessage, data: bytes, options: list[str]
+    ) -> None:
+        """One transaction on `smtp` (a new connection when None). The connection goes back
+        to the idle list when it is still good, and is closed otherwise."""
         try:
-            smtp = await self._connection()
-            await smtp.send_message(mime)
+            if smtp is None:
+                smtp = await self._open()
+            await smtp.sendmail(message.sender, [message.to], data, mail_options=options)
         except aiosmtplib.SMTPServerDisconnected:
-            await self._drop()
-            raise
+            self._discard(smtp)
+            raise _Disconnected from None
         except aiosmtplib.SMTPRecipientsRefused as exc:
+            self._keep(smtp)  # aiosmtplib reset the envelope: the connection serves on
             codes = [r.code for r in exc.recipients]
             raise ChannelError(
                 f"recipient refused: {codes}", retryable=all(400 <= c < 500 for c in codes)
             ) from None
         except aiosmtplib.SMTPNotSupported as exc:
+            self._keep(smtp)
             raise ChannelError(f"SMTP server cannot: {exc}", retryable=False) from None
         except aiosmtplib.SMTPResponseException as exc:
             # 421: the server is closing the channel (busy, shutting down): an outage.
+            if exc.code == 421:
+                self._discard(smtp)
+            else:
+                self._keep(smtp)
             raise ChannelError(
                 f"SMTP {exc.code}: {exc.message}",
                 retryable=400 <= exc.code < 500,
@@ -93,14 +125,19 @@ class SmtpEmail:
         except (aiosmtplib.SMTPException, OSError) as exc:
             # Cannot connect, timed out, TLS failed: the server is unreachable, an outage
             # that uses no try (docs/architecture.md §15.3).
-            await self._drop()
+            self._discard(smtp)
             raise ChannelError(
                 f"SMTP connection failed: {type(exc).__name__}", unavailable=True
             ) from None
+        except ValueError as exc:  # an address aiosmtplib will not put on a command line
+            self._keep(smtp)
+            raise ChannelError(f"SMTP address refused: {exc}", retryable=False) from None
+        except BaseException:  # cancelled mid-transaction: the connection's state is unknown
+            self._discard(smtp)
+            raise
+        self._keep(smtp)
 
-    async def _connection(self) -> aiosmtplib.SMTP:
-        if self._smtp is not None and self._smtp.is_connected:
-            return self._smtp
+    async def _open(self) -> aiosmtplib.SMTP:
         smtp = aiosmtplib.SMTP(
             hostname=self.host,
             port=self.port,
@@ -116,22 +153,44 @@ class SmtpEmail:
             smtp.close()
             raise
         log.info("smtp connected", extra={"host": self.host, "port": self.port})
-        self._smtp = smtp
         return smtp
+
+    def _keep(self, smtp: aiosmtplib.SMTP | None) -> None:
+        if smtp is None:
+            return
+        if smtp.is_connected:
+            self._idle.append(smtp)
+        else:
+            smtp.close()
+
+    @staticmethod
+    def _discard(smtp: aiosmtplib.SMTP | None) -> None:
+        if smtp is not None:
+            smtp.close()
 
     def _error_for_disconnect(self) -> ChannelError:
         return ChannelError("SMTP server disconnected", unavailable=True)
 
-    async def _drop(self) -> None:
-        smtp, self._smtp = self._smtp, None
-        if smtp is not None:
-            smtp.close()
-
     async def close(self) -> None:
-        async with self._lock:
-            smtp, self._smtp = self._smtp, None
-            if smtp is not None and smtp.is_connected:
-                try:
-                    await smtp.quit()
-                except (aiosmtplib.SMTPException, OSError):
-                    smtp.close()
+        """Wait for the sends in flight, then say QUIT on every kept connection. A send after
+        `close` opens connections again."""
+        held = 0
+        try:
+            for _ in range(self.pool_size):
+                await self._slots.acquire()
+                held += 1
+            idle, self._idle = self._idle, []
+            await asyncio.gather(*(self._quit(smtp) for smtp in idle))
+        finally:
+            for _ in range(held):
+                self._slots.release()
+
+    @staticmethod
+    async def _quit(smtp: aiosmtplib.SMTP) -> None:
+        if not smtp.is_connected:
+            smtp.close()
+            return
+        try:
+            await smtp.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            smtp.close()

@@ -1,6 +1,12 @@
 from __future__ import annotations
 
+import asyncio
 import mailbox
+import os
+import re
+import threading
+from email import message_from_bytes, policy
+from email.message import EmailMessage as ParsedMessage
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -93,3 +99,81 @@ async def test_extra_headers_cannot_replace_the_channels_own(tmp_path: Path) -> 
 def test_satisfies_the_email_channel_interface(tmp_path: Path) -> None:
     channel: EmailChannel = MaildirEmail(tmp_path, FakeClock())
     assert channel.name == "simulated"
+
+
+class GatedMaildir(MaildirEmail):
+    """Holds the write of a message whose subject is `held` until the test opens the gate
+    (the write runs in a worker thread)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root, FakeClock())
+        self.gate = threading.Event()
+        self.writing = threading.Event()
+
+    def _write(self, name: str, data: bytes) -> None:
+        if b"Subject: held" in data:
+            self.writing.set()
+            if not self.gate.wait(10):  # bounded: a bug fails the test instead of hanging it
+                raise OSError("gate never opened")
+        super()._write(name, data)
+
+
+async def test_a_slow_write_holds_neither_the_loop_nor_other_keys(tmp_path: Path) -> None:
+    channel = GatedMaildir(tmp_path)
+    held = asyncio.create_task(channel.send(message("slow", subject="held")))
+    await asyncio.to_thread(channel.writing.wait, 10)
+    again = asyncio.create_task(channel.send(message("slow", subject="changed")))
+
+    other = await asyncio.wait_for(channel.send(message("fast")), 10)  # while "slow" waits
+    [mail] = stored(tmp_path)
+    assert mail["Message-ID"] == other
+    assert not held.done() and not again.done()  # the same key waits for the first write
+
+    channel.gate.set()
+    first, second = await asyncio.gather(held, again)
+    assert first == second != other
+    assert sorted(m["Message-ID"] for m in stored(tmp_path)) == sorted([first, other])
+    assert os.listdir(tmp_path / "tmp") == []
+
+
+async def test_concurrent_sends_write_every_message_once(tmp_path: Path) -> None:
+    channel = MaildirEmail(tmp_path, FakeClock())
+    keys = [f"k{i % 25}" for i in range(50)]  # every key twice, at the same time
+    ids = await asyncio.gather(*(channel.send(message(k, attempt_id=k)) for k in keys))
+
+    by_key = dict(zip(keys, ids, strict=False))
+    assert all(by_key[k] == i for k, i in zip(keys, ids, strict=True))
+    mails = stored(tmp_path)
+    assert sorted(m["Message-ID"] for m in mails) == sorted(by_key.values())
+    assert {m["X-Dialer-Attempt"] for m in mails} == set(by_key)
+    assert os.listdir(tmp_path / "tmp") == []
+    for name in os.listdir(tmp_path / "new"):  # <seconds>.M<usec>P<pid>Q<n>.<host>
+        assert re.fullmatch(rf"\d+\.M\d+P{os.getpid()}Q\d+\..+", name)
+        assert b"\r" not in (tmp_path / "new" / name).read_bytes()  # a file has LF line ends
+
+
+async def test_a_non_ascii_message_round_trips(tmp_path: Path) -> None:
+    subject = "Grüße, Zoë — über Ihr Konto 🎉"
+    body = "Hallo Zoë,\nkönnen wir sprechen?\n"
+    await MaildirEmail(tmp_path, FakeClock()).send(
+        message(subject=subject, sender_name="Zoë Ærø", body=body)
+    )
+    [name] = os.listdir(tmp_path / "new")
+    mail = message_from_bytes((tmp_path / "new" / name).read_bytes(), policy=policy.default)
+    assert isinstance(mail, ParsedMessage)
+    assert mail["Subject"] == subject
+    assert mail["From"].addresses[0].display_name == "Zoë Ærø"
+    assert mail.get_content() == body
+
+
+async def test_a_failed_write_is_an_outage_and_leaves_the_key_free(tmp_path: Path) -> None:
+    root = tmp_path / "box"
+    root.write_text("not a directory")
+    channel = MaildirEmail(root, FakeClock())
+    with pytest.raises(ChannelError) as failed:
+        await channel.send(message())
+    assert failed.value.unavailable
+    root.unlink()
+    message_id = await channel.send(message())
+    [mail] = stored(root)
+    assert mail["Message-ID"] == message_id
