@@ -132,7 +132,11 @@ class FakeClock:
     clock's time moving (`sleep`), since time moves only once it returns.
     """
 
-    def __init__(self, start: float = 1_767_225_600.0) -> None:  # 2026-01-01T00:00Z
+    def __init__(self, start: float = 1_767_225_600.0, *, concurrent: bool = False) -> None:
+        """`concurrent`: the items due at the same instant run side by side (gathered), as
+        SystemClock runs them; by default one after the other, for tests that want one
+        order (2026-01-01T00:00Z is the default start)."""
+        self._concurrent = concurrent
         self._now = start
         self._seq = itertools.count()
         self._queue: list[tuple[float, int, _FakeHandle]] = []
@@ -177,10 +181,17 @@ class FakeClock:
             if self._wake_sleepers():
                 await self._yield()
                 continue
-            _, _, handle = heapq.heappop(self._queue)
-            handle.done = True
-            self._pending -= 1
-            await handle.fn()
+            handles = [heapq.heappop(self._queue)[2]]
+            while self._concurrent and self._queue and self._queue[0][0] <= self._now:
+                handles.append(heapq.heappop(self._queue)[2])
+            handles = [h for h in handles if not h.cancelled]
+            for handle in handles:
+                handle.done = True
+                self._pending -= 1
+            if len(handles) == 1:
+                await handles[0].fn()
+            else:
+                await asyncio.gather(*(h.fn() for h in handles))
             await self._yield()
         self._now = target
         self._wake_sleepers()

@@ -49,4 +49,7 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=60.0, gt=0)
     abandon_redial_hours: float = Field(default=72.0, ge=0)
     email_batch: int = Field(default=50, gt=0)
+    # Hand-offs of one round in flight at once, per channel (docs/architecture.md §6.4).
+    voice_concurrency: int = Field(default=16, ge=1, le=256)
+    email_concurrency: int = Field(default=16, ge=1, le=256)
     log_level: str = "INFO"

@@ -130,6 +130,8 @@ class Runtime:
             lease_seconds=settings.lease_seconds,
             abandon_redial_seconds=settings.abandon_redial_hours * 3600,
             email_batch=settings.email_batch,
+            voice_concurrency=settings.voice_concurrency,
+            email_concurrency=settings.email_concurrency,
             predictive_max_lines_per_agent=settings.predictive_max_lines_per_agent,
             public_base_url=settings.public_base_url,
             account_calls_per_second=(

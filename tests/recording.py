@@ -29,6 +29,7 @@ class RecordingVoice:
     crash_after_dial: bool = False
     lose_callbacks: bool = False  # the carrier's reports never reach this worker
     gate: asyncio.Event | None = None  # when set up, the next dial waits for it to open
+    gate_all: bool = False  # every dial waits at the gate (hand-offs side by side)
     down: bool = False  # the carrier refuses connections: every request fails, nothing placed
     time_out_after_dial: bool = False  # the carrier takes the call, the answer never comes
     at_gate: asyncio.Event = field(default_factory=asyncio.Event)
@@ -44,7 +45,9 @@ class RecordingVoice:
     async def dial(self, request: DialRequest) -> str:
         self.dials.append(request)
         if self.gate is not None:
-            gate, self.gate = self.gate, None
+            gate = self.gate
+            if not self.gate_all:
+                self.gate = None
             self.at_gate.set()
             await gate.wait()
         if self.down:

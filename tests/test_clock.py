@@ -245,3 +245,29 @@ async def test_system_handle_cancel_before_it_fires() -> None:
     await marker.wait()
     await clock.aclose()
     assert ran == []
+
+
+async def test_concurrent_clock_runs_items_due_at_one_instant_side_by_side() -> None:
+    """Two items due together, the first waiting for the second: one after the other they
+    would never finish; side by side (as the system clock runs them) both do. Items due later
+    still wait for their time."""
+    clock = FakeClock(start=0.0, concurrent=True)
+    second_ran = asyncio.Event()
+    log: list[tuple[str, float]] = []
+
+    async def first() -> None:
+        await second_ran.wait()
+        log.append(("first", clock.now()))
+
+    async def second() -> None:
+        second_ran.set()
+        log.append(("second", clock.now()))
+
+    clock.schedule(1, first)
+    clock.schedule(1, second)
+    clock.schedule(2, recorder(clock, log, "later"))
+    cancelled = clock.schedule(1, recorder(clock, log, "cancelled"))
+    cancelled.cancel()
+    await asyncio.wait_for(clock.advance(5), timeout=5)
+    assert log == [("second", 1.0), ("first", 1.0), ("later", 2.0)]
+    assert clock.pending() == 0

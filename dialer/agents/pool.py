@@ -15,6 +15,7 @@ Every change of an agent's state goes through `move`, which consults the domain 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from dialer.domain.campaign import CampaignSpec
 from dialer.domain.states import (
@@ -141,15 +142,19 @@ async def take(session: DbSession, campaign_id: str, attempt_id: int, now: float
 
 
 async def call_ended(session: DbSession, attempt_id: int, wrap_up: float, now: float) -> None:
-    agent = await agent_store.on_call(session, attempt_id)
-    if agent is None:
-        return
-    agent.attempt_id = None
-    if wrap_up > 0:
-        agent.wrap_up_until = now + wrap_up
-        move(session, agent, AgentState.WRAP_UP, now, "call ended")
-    else:
-        move(session, agent, AgentState.AVAILABLE, now, "call ended")
+    await calls_ended(session, {attempt_id: wrap_up}, now)
+
+
+async def calls_ended(session: DbSession, ended: Mapping[int, float], now: float) -> None:
+    """The calls (attempt id -> its campaign's wrap-up) ended: their agents wrap up."""
+    for agent in await agent_store.on_calls(session, ended):
+        wrap_up = ended[agent.attempt_id] if agent.attempt_id is not None else 0.0
+        agent.attempt_id = None
+        if wrap_up > 0:
+            agent.wrap_up_until = now + wrap_up
+            move(session, agent, AgentState.WRAP_UP, now, "call ended")
+        else:
+            move(session, agent, AgentState.AVAILABLE, now, "call ended")
 
 
 async def end_wrap_ups(session: DbSession, now: float) -> list[str]:

@@ -27,6 +27,10 @@ class Tuning:
     # The carrier account's calls-per-second limit; no campaign dials faster (None: no cap).
     account_calls_per_second: float | None = None
     predictive_max_lines_per_agent: float = 3.0
+    # Hand-offs in flight at once per channel (docs/architecture.md §6.5): carrier REST
+    # requests or SMTP transactions of one round that overlap.
+    voice_concurrency: int = 16
+    email_concurrency: int = 16
 
 
 @dataclass(slots=True)

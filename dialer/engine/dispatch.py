@@ -9,9 +9,12 @@ expires; the reconciler asks the carrier about it before anything is dialled aga
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum
 from string import Formatter
 from typing import Any
 
@@ -29,10 +32,11 @@ from dialer.domain.states import (
 from dialer.domain.timeline import missed_during_pause
 from dialer.domain.windows import campaign_open, next_allowed
 from dialer.engine import attempts, leads
+from dialer.engine.batch import GroupCommit
 from dialer.engine.control import campaign_clock
 from dialer.engine.deps import Deps
 from dialer.engine.health import Change
-from dialer.engine.outcomes import Outcomes
+from dialer.engine.outcomes import Final, Outcomes, Rows
 from dialer.engine.stats_window import StatsWindow
 from dialer.store import agents as agent_store
 from dialer.store import attempts as attempt_store
@@ -43,6 +47,7 @@ from dialer.store.db import DbSession
 from dialer.store.models import Attempt, Campaign, Lead
 
 log = logging.getLogger(__name__)
+RESULT_CHUNK = 128  # hand-off results written together (sent, refused, fenced)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,34 @@ class Prepared:
     channel: Channel
     step: int
     lead: dict[str, Any]
+
+
+class Kind(Enum):
+    """What became of a hand-off, as `Dispatcher._record` writes it."""
+
+    QUEUED = "queued"  # a call the carrier took: store its carrier id
+    FINAL = "final"  # sent, or refused by the channel: a final status
+    ABORT = "abort"  # never happened (fenced, channel unreachable): remove the attempt
+    EXPIRE = "expire"  # may have been placed: its lease runs out now, the reconciler asks
+
+
+@dataclass(frozen=True, slots=True)
+class Handed:
+    p: Prepared
+    kind: Kind
+    carrier_id: str | None = None
+    final: Final | None = None
+    error: str | None = None  # why an abort or expiry happened (None: fenced)
+
+
+@dataclass(slots=True)
+class _Lease:
+    """A round's leases: renewed for the leads not written yet when the round runs long."""
+
+    renewed: float
+    open: set[int]
+    held: set[int] | None = None  # None: every lead of the round, as claimed
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def idem_key(campaign_id: str, lead_id: int, step: int, seq: int) -> str:
@@ -84,6 +117,13 @@ class Dispatcher:
         self.outcomes = outcomes
         self.stats = StatsWindow()
         self.in_hand: set[int] = set()  # attempts being handed to a channel right now
+        tuning = deps.tuning
+        self._slots = {
+            Channel.VOICE: asyncio.Semaphore(tuning.voice_concurrency),
+            Channel.EMAIL: asyncio.Semaphore(tuning.email_concurrency),
+        }
+        self._results: GroupCommit[Handed, None] = GroupCommit(self._record, name="hand-offs")
+        self.backlog = False  # the last round left due work behind (a full claim)
 
     async def run_campaign(self, c: Campaign, spec: CampaignSpec, now: float) -> int:
         """One dispatch round for a running campaign; returns attempts handed to channels."""
@@ -125,33 +165,70 @@ class Dispatcher:
         return await self._hand_off(prepared, spec, now)
 
     async def _hand_off(self, prepared: list[Prepared], spec: CampaignSpec, claimed: float) -> int:
-        """Hand the round's attempts off one by one. A round that outlasts a third of the
-        lease renews the leases of what is left; a lead whose lease ran out meanwhile may
-        have been taken over by another worker's reconciler, which hands its attempt off
-        itself: this worker then leaves it alone (docs/architecture.md §15.2)."""
-        lease = self.d.tuning.lease_seconds
-        held: set[int] | None = None  # None: every lead of the round, as claimed
-        sent = 0
-        for i, p in enumerate(prepared):
-            now = self.d.clock.now()
-            if now - claimed > lease / 3:
-                async with self.d.db.session() as s:
-                    held = await lead_store.hold_claims(
-                        await s.connection(),
-                        self.d.tuning.worker_id,
-                        [q.lead_id for q in prepared[i:]],
-                        now,
-                        now + lease,
-                    )
-                claimed = now
-            if held is not None and p.lead_id not in held:
-                log.warning(
-                    "dispatch.lease_lost",
-                    extra={"campaign": p.campaign_id, "attempt": p.attempt_id},
-                )
-                continue
-            sent += await self.dispatch(p, spec)
-        return sent
+        """Hand the round's attempts off concurrently, at most `handoff_concurrency` per
+        channel at once; their results are written in batches (`_record`). A round that
+        outlasts a third of the lease renews the leases of what is not written yet; a lead
+        whose lease ran out meanwhile may have been taken over by another worker's
+        reconciler, which hands its attempt off itself: this worker then leaves it alone
+        (docs/architecture.md §6.5, §15.2)."""
+        if not prepared:
+            return 0
+        lease = _Lease(claimed, {p.lead_id for p in prepared})
+        unwritten: list[Handed] = []
+
+        async def write(handed: list[Handed]) -> None:
+            try:
+                await self._results.put_many(handed)
+            finally:
+                for h in handed:
+                    self.in_hand.discard(h.p.attempt_id)
+                    lease.open.discard(h.p.lead_id)
+
+        async def one(p: Prepared) -> int:
+            async with self._slots[p.channel]:
+                if not await self._still_held(p, lease):
+                    lease.open.discard(p.lead_id)
+                    return 0
+                sent, handed = await self._hand_one(p, spec)
+            if handed is None:  # a call: written inside its fence section
+                lease.open.discard(p.lead_id)
+                return sent
+            unwritten.append(handed)
+            if len(unwritten) >= RESULT_CHUNK:
+                chunk = unwritten[:]
+                unwritten.clear()
+                await write(chunk)
+            return sent
+
+        done = await asyncio.gather(*(one(p) for p in prepared), return_exceptions=True)
+        if unwritten:
+            await write(unwritten)
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome  # every hand-off has ended; the tick reports the failure
+        return sum(n for n in done if isinstance(n, int))
+
+    async def _still_held(self, p: Prepared, lease: _Lease) -> bool:
+        lease_s = self.d.tuning.lease_seconds
+        now = self.d.clock.now()
+        if now - lease.renewed > lease_s / 3:
+            async with lease.lock:
+                if now - lease.renewed > lease_s / 3:
+                    async with self.d.db.session() as s:
+                        lease.held = await lead_store.hold_claims(
+                            await s.connection(),
+                            self.d.tuning.worker_id,
+                            sorted(lease.open),
+                            now,
+                            now + lease_s,
+                        )
+                    lease.renewed = now
+        if lease.held is not None and p.lead_id not in lease.held:
+            log.warning(
+                "dispatch.lease_lost", extra={"campaign": p.campaign_id, "attempt": p.attempt_id}
+            )
+            return False
+        return True
 
     def in_touch(self, now: float) -> bool:
         """Out of touch with the control bus for half a lease, a pause may have been missed:
@@ -188,8 +265,8 @@ class Dispatcher:
         now: float,
     ) -> list[Prepared]:
         clock = campaign_clock(c)
-        rows = await lead_store.claim(
-            await s.connection(),
+        rows = await lead_store.claim_leads(
+            s,
             lead_store.ClaimRequest(
                 campaign_id=c.id,
                 version=c.version,
@@ -203,14 +280,14 @@ class Dispatcher:
                 check_dnc=any(Channel(spec.sequence[i].channel) is Channel.VOICE for i in steps),
             ),
         )
+        if len(rows) >= limit:
+            self.backlog = True
         if not rows:
             return []
-        claimed = await lead_store.by_ids(s, [r.id for r in rows])
         schedule = spec.schedule.to_domain() if spec.schedule else None
         fresh: list[tuple[Lead, Attempt, LeadStatus]] = []
-        for row in rows:
-            lead = claimed[row.id]
-            if row.dnc:
+        for lead, dnc in rows:
+            if dnc:
                 # On the do-not-call list (docs/architecture.md §7.2): never dialled, stopped for
                 # good.
                 lead.lease_owner = lead.lease_until = None
@@ -280,56 +357,71 @@ class Dispatcher:
         return skipped and (lead.step >= len(sequence) or lead.due > now)
 
     async def dispatch(self, p: Prepared, spec: CampaignSpec) -> int:
-        """Hand one attempt to its channel, if the fence still allows it."""
+        """Hand one attempt to its channel, if the fence still allows it, and write what
+        became of it; returns 1 when it went to the channel."""
+        sent, handed = await self._hand_one(p, spec)
+        if handed is not None:
+            try:
+                await self._results.put(handed)
+            finally:
+                self.in_hand.discard(p.attempt_id)
+        return sent
+
+    async def _hand_one(self, p: Prepared, spec: CampaignSpec) -> tuple[int, Handed | None]:
+        """The hand-off itself: (1 when it went to the channel, what is left to write).
+        The fence section covers the channel call and, for a call, the write of its
+        carrier id: when a pause returns, every call it let through is `queued` in the
+        database, where the pause finds it to cancel (docs/architecture.md §4). A result
+        left to write keeps its attempt `in_hand` until the caller has written it."""
         self.in_hand.add(p.attempt_id)
         try:
             async with self.d.fence.section(p.campaign_id, p.version) as allowed:
                 if allowed and self.in_touch(self.d.clock.now()):
-                    if p.channel == Channel.VOICE:
-                        await self._dial(p, spec)
-                    else:
-                        await self._send(p, spec)
-                    return 1
-        finally:
+                    handed = await (
+                        self._dial(p, spec) if p.channel == Channel.VOICE else self._send(p, spec)
+                    )
+                    if handed.kind is Kind.QUEUED:
+                        await self._results.put(handed)
+                        self.in_hand.discard(p.attempt_id)
+                        self._dialed(p)
+                        return 1, None
+                else:
+                    handed = Handed(p, Kind.ABORT)
+        except BaseException:
             self.in_hand.discard(p.attempt_id)
-        await self._abort(p)
-        self.d.health.unprobe(p.channel)
-        self.d.metrics.dispatch.labels(p.channel, "fenced").inc()
-        return 0
+            raise
+        if handed.kind is Kind.ABORT and handed.error is None:
+            self.d.health.unprobe(p.channel)
+            self.d.metrics.dispatch.labels(p.channel, "fenced").inc()
+            return 0, handed
+        return 1, handed
 
-    async def _dial(self, p: Prepared, spec: CampaignSpec) -> None:
+    async def _dial(self, p: Prepared, spec: CampaignSpec) -> Handed:
         step = spec.sequence[p.step]
         if not spec.caller_ids or not isinstance(step, VoiceStep):
             # validate_spec (usecases/campaigns.py) refuses a voice campaign without them.
             raise RuntimeError(f"campaign {p.campaign_id}: a voice step and no caller id")
         caller_ids = spec.caller_ids
-        ring = step.ring_timeout_seconds
         req = DialRequest(
             attempt_id=str(p.attempt_id),
             idempotency_key=p.idem_key,
             campaign_id=p.campaign_id,
             to=str(p.lead["phone"]),
             caller_id=caller_ids[p.attempt_id % len(caller_ids)],
-            ring_timeout_seconds=ring,
+            ring_timeout_seconds=step.ring_timeout_seconds,
         )
         try:
             carrier_id = await self.d.voice.dial(req)
         except ChannelError as exc:
             if exc.unavailable:
-                await self._unavailable(p, exc)
-                return
+                return await self._unavailable(p, exc)
             await self.reachable(Channel.VOICE)  # it answered, with a refusal
             self.d.metrics.dispatch.labels(Channel.VOICE, "error").inc()
-            await self._failed(p, str(exc), retryable=exc.retryable)
-            return
+            return self._failed(p, str(exc), retryable=exc.retryable)
         await self.reachable(Channel.VOICE)
-        now = self.d.clock.now()
-        async with self.d.db.session() as s:
-            attempt = await attempt_store.get(s, p.attempt_id, lock=True)
-            if attempt is not None:
-                attempt.carrier_id = attempt.carrier_id or carrier_id
-                attempts.set_status(attempt, AttemptStatus.QUEUED, now, now)
-                attempt.updated_at = now
+        return Handed(p, Kind.QUEUED, carrier_id=carrier_id)
+
+    def _dialed(self, p: Prepared) -> None:
         self.d.metrics.dispatch.labels(Channel.VOICE, "ok").inc()
         self.d.metrics.calls_dialed.labels(p.campaign_id).inc()
         log.info(
@@ -338,11 +430,11 @@ class Dispatcher:
                 "campaign": p.campaign_id,
                 "attempt": p.attempt_id,
                 "channel": Channel.VOICE,
-                "to": mask_phone(req.to),
+                "to": mask_phone(str(p.lead["phone"])),
             },
         )
 
-    async def _send(self, p: Prepared, spec: CampaignSpec) -> None:
+    async def _send(self, p: Prepared, spec: CampaignSpec) -> Handed:
         step = spec.sequence[p.step]
         if not isinstance(step, EmailStep):
             raise RuntimeError(f"campaign {p.campaign_id}: step {p.step} is not an email step")
@@ -363,24 +455,56 @@ class Dispatcher:
             message_id = await self.d.email.send(msg)
         except ChannelError as exc:
             if exc.unavailable:
-                await self._unavailable(p, exc)
-                return
+                return await self._unavailable(p, exc)
             await self.reachable(Channel.EMAIL)
             self.d.metrics.dispatch.labels(Channel.EMAIL, "error").inc()
             self.d.metrics.emails_sent.labels(p.campaign_id, "failed").inc()
-            await self._failed(p, str(exc), retryable=exc.retryable)
-            return
+            return self._failed(p, str(exc), retryable=exc.retryable)
         await self.reachable(Channel.EMAIL)
         self.d.metrics.dispatch.labels(Channel.EMAIL, "ok").inc()
         self.d.metrics.emails_sent.labels(p.campaign_id, "sent").inc()
-        await self.outcomes.finish(p.attempt_id, AttemptStatus.SENT, carrier_id=message_id)
+        return Handed(p, Kind.FINAL, final=Final(p.attempt_id, AttemptStatus.SENT, message_id))
 
-    async def _failed(self, p: Prepared, error: str, *, retryable: bool) -> None:
-        await self.outcomes.finish(
-            p.attempt_id, AttemptStatus.FAILED, error=error, retryable=retryable
-        )
+    @staticmethod
+    def _failed(p: Prepared, error: str, *, retryable: bool) -> Handed:
+        final = Final(p.attempt_id, AttemptStatus.FAILED, error=error, retryable=retryable)
+        return Handed(p, Kind.FINAL, final=final)
 
-    async def _unavailable(self, p: Prepared, exc: ChannelError) -> None:
+    async def _record(self, handed: Sequence[Handed]) -> list[None]:
+        """Write what became of many hand-offs in one transaction: carrier ids of calls,
+        final statuses (sent, refused), attempts that never happened (fenced, carrier
+        unreachable) and calls that may have been placed (their lease runs out now, for
+        the reconciler). Attempts first, then leads, each in id order."""
+        now = self.d.clock.now()
+        queued = [h for h in handed if h.kind is Kind.QUEUED]
+        finals = [h for h in handed if h.kind is Kind.FINAL]
+        aborts = [h for h in handed if h.kind is Kind.ABORT]
+        expired = [h for h in handed if h.kind is Kind.EXPIRE]
+        async with self.d.db.session() as s:
+            rows = await Rows.load(s, [h.p.attempt_id for h in queued + finals], leads=False)
+            rows.leads = await lead_store.lock_many(
+                s, [h.p.lead_id for h in handed if h.kind is not Kind.QUEUED]
+            )
+            for h in queued:
+                attempt = rows.attempts.get(h.p.attempt_id)
+                if attempt is not None:
+                    attempt.carrier_id = attempt.carrier_id or h.carrier_id
+                    attempts.set_status(attempt, AttemptStatus.QUEUED, now, now)
+                    attempt.updated_at = now
+            await self.outcomes.finish_rows(rows, [h.final for h in finals if h.final], now)
+            if aborts:
+                await attempt_store.remove_many(s, [h.p.attempt_id for h in aborts])
+            for h in aborts:
+                lead = rows.leads.get(h.p.lead_id)
+                if lead is not None:
+                    leads.undispatched(s, lead, h.p.attempt_id, h.p.prior_status, now)
+            for h in expired:
+                lead = rows.leads.get(h.p.lead_id)
+                if lead is not None and lead.active_attempt_id == h.p.attempt_id:
+                    lead.lease_until = now
+        return [None] * len(handed)
+
+    async def _unavailable(self, p: Prepared, exc: ChannelError) -> Handed:
         """The carrier or mail server could not be reached: an outage, not an outcome. The
         attempt uses no try and the lead stays at its step (docs/architecture.md §15.3).
         A call that may have reached the carrier stays `created` with its lease run out:
@@ -390,15 +514,9 @@ class Dispatcher:
             "dispatch.channel_unreachable",
             extra={"campaign": p.campaign_id, "channel": p.channel, "error": str(exc)},
         )
-        now = self.d.clock.now()
-        if exc.maybe_placed and p.channel is Channel.VOICE:
-            async with self.d.db.session() as s:
-                lead = await lead_store.get(s, p.lead_id, lock=True)
-                if lead is not None and lead.active_attempt_id == p.attempt_id:
-                    lead.lease_until = now
-        else:
-            await self._abort(p)
-        await self.unreachable(p.channel, str(exc), now)
+        await self.unreachable(p.channel, str(exc), self.d.clock.now())
+        kind = Kind.EXPIRE if exc.maybe_placed and p.channel is Channel.VOICE else Kind.ABORT
+        return Handed(p, kind, error=str(exc))
 
     async def unreachable(self, channel: Channel, error: str, now: float) -> None:
         """Count an outage of the channel; hold it after a few in a row."""
@@ -434,15 +552,6 @@ class Dispatcher:
             for c in live:
                 if self.d.specs.of(c).steps_of(channel):
                     events.campaign_event(s, c, type, at=at, reason=data.get("error"), data=data)
-
-    async def _abort(self, p: Prepared) -> None:
-        """The campaign changed before the hand-off: the attempt never happened."""
-        now = self.d.clock.now()
-        async with self.d.db.session() as s:
-            await attempt_store.remove(s, p.attempt_id)
-            lead = await lead_store.get(s, p.lead_id, lock=True)
-            if lead is not None:
-                leads.undispatched(s, lead, p.attempt_id, p.prior_status, now)
 
 
 def _next_attempt(

@@ -68,6 +68,7 @@ class Engine:
         self._unsubscribe = deps.bus.subscribe(self.on_control)
         deps.bus.set_resync(self.resync)
         self.dispatching: list[str] = []  # the campaigns of the last round (the registry's)
+        self._full: set[str] = set()  # campaigns whose last claim came back full
 
     # -- control fan-out -------------------------------------------------------------------
     async def on_control(self, msg: ControlMessage) -> None:
@@ -114,6 +115,11 @@ class Engine:
                 else:
                     log.exception("engine tick failed")
             self._wake.clear()
+            if self.dispatcher.backlog and not self._stop.is_set():
+                # A claim came back full: more is due now, go on without the tick's sleep
+                # (a pause still lands between rounds: docs/architecture.md §6.5).
+                await asyncio.sleep(0)
+                continue
             sleeper = asyncio.ensure_future(self.d.clock.sleep(self.tick_seconds))
             waker = asyncio.ensure_future(self._wake.wait())
             stopper = asyncio.ensure_future(self._stop.wait())
@@ -142,6 +148,7 @@ class Engine:
     # -- one tick --------------------------------------------------------------------------
     async def tick(self) -> TickReport:
         report = TickReport()
+        self.dispatcher.backlog = False
         now = self.d.clock.now()
         report.started = await self._start_scheduled(now)
         await self._auto_resume_leads(now)
@@ -158,6 +165,7 @@ class Engine:
             engaged = await agent_store.engaged_campaigns(s)
         running = [c for c in campaigns if c.state == CampaignState.RUNNING]
         running.sort(key=lambda c: (c.started_at or 0.0, c.id))
+        full: set[str] = set()
         self.dispatching = [c.id for c in running]
         for c in campaigns:
             self.d.fence.see(c.id, c.state, c.version)
@@ -168,10 +176,16 @@ class Engine:
         for c in running:
             async with self.d.db.session() as s:
                 await pool.engage(s, c, self.spec(c), now)
-            if await self._maybe_complete(c, now):
+            # A campaign whose last claim came back full has due leads: not complete.
+            if c.id not in self._full and await self._maybe_complete(c, now):
                 report.completed.append(c.id)
                 continue
+            self.dispatcher.backlog = False
             report.dispatched += await self.dispatcher.run_campaign(c, self.spec(c), now)
+            if self.dispatcher.backlog:
+                full.add(c.id)
+        self._full = full
+        self.dispatcher.backlog = bool(full)
         for c in campaigns:
             if c.state == CampaignState.STOPPING and await self.drain(c.id):
                 report.stopped.append(c.id)

@@ -1,13 +1,16 @@
 """What happens after the hand-off: carrier callbacks, email results, abandons.
 
-Callbacks arrive late, unordered and twice. Each is applied in one transaction that locks
-the attempt: status only moves forward, a duplicate changes nothing, and counters move only
-when a flag (rang, answered, abandoned) flips, so Prometheus agrees with the database.
+Callbacks arrive late, unordered and twice. They are applied in batches (group commit,
+engine/batch.py), one transaction per batch that locks its attempts: status only moves
+forward, a duplicate changes nothing, and counters move only when a flag (rang, answered,
+abandoned) flips, so Prometheus agrees with the database.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from dialer.agents import pool
@@ -15,6 +18,7 @@ from dialer.channels.base import CallEvent, ChannelError
 from dialer.domain.campaign import AnsweredBy, Channel
 from dialer.domain.states import ATTEMPT_ANSWERED, ATTEMPT_FINAL, AttemptStatus
 from dialer.engine import attempts
+from dialer.engine.batch import GroupCommit
 from dialer.engine.control import campaign_clock
 from dialer.engine.deps import Deps
 from dialer.engine.leads import Policy, after_attempt
@@ -22,11 +26,12 @@ from dialer.store import attempts as attempt_store
 from dialer.store import campaigns as campaign_store
 from dialer.store import leads as lead_store
 from dialer.store.db import DbSession
-from dialer.store.models import Attempt
+from dialer.store.models import Attempt, Campaign, Lead
 
 log = logging.getLogger(__name__)
 
 _NOT_KNOWN = (None, AnsweredBy.UNKNOWN)
+_ALREADY = "\x00already"  # a call that had its agent before (no agent id looks like this)
 
 
 @dataclass(slots=True)
@@ -40,18 +45,78 @@ class _Flips:
     late_machine: bool = False  # a live call found to be a machine after it was answered
 
 
+@dataclass(frozen=True, slots=True)
+class Final:
+    """A final status known to us without a carrier report (email sent, dial refused)."""
+
+    attempt_id: int
+    status: AttemptStatus
+    carrier_id: str | None = None
+    error: str | None = None
+    retryable: bool = True
+
+
+class Rows:
+    """What one transaction of outcomes works on: attempts, then their leads, each locked in
+    id order (two batches never wait on each other in a circle), campaigns read once, and
+    the voice calls that ended (their agents are moved on in one statement)."""
+
+    def __init__(self, s: DbSession) -> None:
+        self.s = s
+        self.attempts: dict[int, Attempt] = {}
+        self.leads: dict[int, Lead] = {}
+        self.campaigns: dict[str, Campaign | None] = {}
+        self.calls_ended: dict[int, float] = {}  # attempt id -> its campaign's wrap-up
+
+    @classmethod
+    async def load(cls, s: DbSession, attempt_ids: Iterable[int], *, leads: bool) -> Rows:
+        """Lock the attempts, and with `leads` their leads too (whoever closes an attempt
+        writes its lead)."""
+        rows = cls(s)
+        rows.attempts = await attempt_store.lock_many(s, attempt_ids)
+        if leads:
+            rows.leads = await lead_store.lock_many(s, {a.lead_id for a in rows.attempts.values()})
+        return rows
+
+    async def campaign(self, campaign_id: str) -> Campaign | None:
+        if campaign_id not in self.campaigns:
+            self.campaigns[campaign_id] = await campaign_store.get(self.s, campaign_id)
+        return self.campaigns[campaign_id]
+
+    async def lead(self, lead_id: int) -> Lead | None:
+        if lead_id not in self.leads:
+            found = await lead_store.get(self.s, lead_id, lock=True)
+            if found is None:
+                return None
+            self.leads[lead_id] = found
+        return self.leads[lead_id]
+
+    async def flush(self, now: float) -> None:
+        await pool.calls_ended(self.s, self.calls_ended, now)
+        self.calls_ended = {}
+
+
 class Outcomes:
     def __init__(self, deps: Deps) -> None:
         self.d = deps
+        # Carrier reports arrive in bursts (a whole round's calls ring at once): one
+        # transaction per burst, not per report (docs/architecture.md §6.5).
+        self._events: GroupCommit[CallEvent, tuple[_Flips, str | None]] = GroupCommit(
+            self._apply_events, name="call-events"
+        )
+        self._connects: GroupCommit[tuple[int, str], str | None] = GroupCommit(
+            self._connect_many, name="connects"
+        )
 
     async def on_call_event(self, ev: CallEvent) -> None:
-        """The voice channel's sink."""
+        """The voice channel's sink. Returns once the report is written; raises when it
+        could not be (its sender retries)."""
         try:
             attempt_id = int(ev.attempt_id)
         except ValueError:
             log.warning("call event for an unknown attempt id", extra={"carrier_id": ev.carrier_id})
             return
-        flips, campaign_id = await self._apply(attempt_id, ev)
+        flips, campaign_id = await self._events.put(ev)
         if campaign_id is None:
             return
         self._count(campaign_id, flips)
@@ -60,64 +125,74 @@ class Outcomes:
         elif flips.late_machine:  # async AMD: the message plays at the beep, then hang up
             await self._hangup(ev.carrier_id, self.d.tuning.abandon_message)
 
-    async def _apply(self, attempt_id: int, ev: CallEvent) -> tuple[_Flips, str | None]:
-        flips = _Flips()
+    async def _apply_events(self, events: Sequence[CallEvent]) -> list[tuple[_Flips, str | None]]:
         now = self.d.clock.now()
+        ids = [int(ev.attempt_id) for ev in events]
+        final = any(AttemptStatus(ev.status) in ATTEMPT_FINAL for ev in events)
         async with self.d.db.session() as s:
-            a = await attempt_store.get(s, attempt_id, lock=True)
-            if a is None:
-                return flips, None
-            if a.carrier_id is None and ev.carrier_id:
-                a.carrier_id = ev.carrier_id
-            new = AttemptStatus(ev.status)
-            if not attempts.set_status(a, new, ev.at, now):
-                # Duplicate or late: the status stays, but facts still count. A `ringing`
-                # that arrives after `busy` still means the call rang, and async AMD (Twilio)
-                # says who answered after the answer, on a call the engine may have bridged.
-                if new is AttemptStatus.RINGING and not a.rang:
-                    a.rang = flips.rang = True
-                refines = a.answered_at is not None and a.answered_by in _NOT_KNOWN
-                if refines and ev.answered_by not in _NOT_KNOWN:
-                    a.answered_by = ev.answered_by
-                    flips.late_machine = (
-                        ev.answered_by == AnsweredBy.MACHINE
-                        and a.status == AttemptStatus.IN_PROGRESS
-                        and not a.abandoned
-                    )
-                return flips, a.campaign_id
-            if ev.error:
-                a.error = ev.error
-            if (new is AttemptStatus.RINGING or new in ATTEMPT_ANSWERED) and not a.rang:
+            rows = await Rows.load(s, ids, leads=final)
+            out = [await self._apply(rows, i, ev, now) for i, ev in zip(ids, events, strict=True)]
+            await rows.flush(now)
+        return out
+
+    async def _apply(
+        self, rows: Rows, attempt_id: int, ev: CallEvent, now: float
+    ) -> tuple[_Flips, str | None]:
+        flips = _Flips()
+        a = rows.attempts.get(attempt_id)
+        if a is None:
+            return flips, None
+        if a.carrier_id is None and ev.carrier_id:
+            a.carrier_id = ev.carrier_id
+        new = AttemptStatus(ev.status)
+        if not attempts.set_status(a, new, ev.at, now):
+            # Duplicate or late: the status stays, but facts still count. A `ringing`
+            # that arrives after `busy` still means the call rang, and async AMD (Twilio)
+            # says who answered after the answer, on a call the engine may have bridged.
+            if new is AttemptStatus.RINGING and not a.rang:
                 a.rang = flips.rang = True
-            if new in ATTEMPT_ANSWERED and a.answered_at is None:
-                # Twilio's `completed` means the call was answered, even if the
-                # `in-progress` report never came or comes later.
-                talk = ev.duration_seconds or 0.0
-                a.answered_at = ev.at - talk if new is AttemptStatus.COMPLETED else ev.at
-                a.answered_by = ev.answered_by or a.answered_by or AnsweredBy.UNKNOWN
-                flips.answered = True
-                flips.live_answer = new is AttemptStatus.IN_PROGRESS
-            elif ev.answered_by and a.answered_by in _NOT_KNOWN:
+            refines = a.answered_at is not None and a.answered_by in _NOT_KNOWN
+            if refines and ev.answered_by not in _NOT_KNOWN:
                 a.answered_by = ev.answered_by
-            flips.answered_by = a.answered_by or AnsweredBy.UNKNOWN
-            if new in ATTEMPT_FINAL:
-                log.info(
-                    "attempt.ended",
-                    extra={
-                        "campaign": a.campaign_id,
-                        "attempt": a.id,
-                        "status": str(new),
-                        "answered_by": a.answered_by,
-                    },
+                flips.late_machine = (
+                    ev.answered_by == AnsweredBy.MACHINE
+                    and a.status == AttemptStatus.IN_PROGRESS
+                    and not a.abandoned
                 )
-                a.ended_at = ev.at
-                if a.answered_at is not None:
-                    a.duration = ev.duration_seconds or 0.0
-                    if a.agent_id is not None:  # talk time: only calls connected to an agent
-                        flips.duration = a.duration
-                flips.final = True
-                await self._close(s, a, now, retryable=True)
             return flips, a.campaign_id
+        if ev.error:
+            a.error = ev.error
+        if (new is AttemptStatus.RINGING or new in ATTEMPT_ANSWERED) and not a.rang:
+            a.rang = flips.rang = True
+        if new in ATTEMPT_ANSWERED and a.answered_at is None:
+            # Twilio's `completed` means the call was answered, even if the
+            # `in-progress` report never came or comes later.
+            talk = ev.duration_seconds or 0.0
+            a.answered_at = ev.at - talk if new is AttemptStatus.COMPLETED else ev.at
+            a.answered_by = ev.answered_by or a.answered_by or AnsweredBy.UNKNOWN
+            flips.answered = True
+            flips.live_answer = new is AttemptStatus.IN_PROGRESS
+        elif ev.answered_by and a.answered_by in _NOT_KNOWN:
+            a.answered_by = ev.answered_by
+        flips.answered_by = a.answered_by or AnsweredBy.UNKNOWN
+        if new in ATTEMPT_FINAL:
+            log.info(
+                "attempt.ended",
+                extra={
+                    "campaign": a.campaign_id,
+                    "attempt": a.id,
+                    "status": str(new),
+                    "answered_by": a.answered_by,
+                },
+            )
+            a.ended_at = ev.at
+            if a.answered_at is not None:
+                a.duration = ev.duration_seconds or 0.0
+                if a.agent_id is not None:  # talk time: only calls connected to an agent
+                    flips.duration = a.duration
+            flips.final = True
+            await self._close(rows, a, now, retryable=True)
+        return flips, a.campaign_id
 
     def _count(self, campaign_id: str, f: _Flips) -> None:
         m = self.d.metrics
@@ -128,15 +203,15 @@ class Outcomes:
         if f.final and f.duration is not None:
             m.call_duration.labels(campaign_id).observe(f.duration)
 
-    async def _close(self, s: DbSession, a: Attempt, now: float, *, retryable: bool) -> None:
+    async def _close(self, rows: Rows, a: Attempt, now: float, *, retryable: bool) -> None:
         """The attempt is final: move its lead on, and end its agent's call."""
-        c = await campaign_store.get(s, a.campaign_id)
-        lead = await lead_store.get(s, a.lead_id, lock=True)
+        c = await rows.campaign(a.campaign_id)
+        lead = await rows.lead(a.lead_id)
         if c is None or lead is None:
             return
         spec = self.d.specs.of(c)
         after_attempt(
-            s,
+            rows.s,
             lead,
             a,
             spec.sequence,
@@ -146,7 +221,7 @@ class Outcomes:
             retryable=retryable,
         )
         if a.channel == Channel.VOICE:
-            await pool.call_ended(s, a.id, spec.wrap_up_seconds, now)
+            rows.calls_ended[a.id] = spec.wrap_up_seconds
 
     async def finish(
         self,
@@ -158,15 +233,27 @@ class Outcomes:
         retryable: bool = True,
     ) -> None:
         """A final status known to us without a carrier report (email sent, dial refused)."""
-        now = self.d.clock.now()
         async with self.d.db.session() as s:
-            a = await attempt_store.get(s, attempt_id, lock=True)
-            if a is None or not attempts.set_status(a, status, now, now):
-                return
-            a.carrier_id = a.carrier_id or carrier_id
-            a.error = error
+            await self.finish_in(s, [Final(attempt_id, status, carrier_id, error, retryable)])
+
+    async def finish_in(self, s: DbSession, finals: Sequence[Final]) -> None:
+        """Write final statuses in the caller's transaction."""
+        if not finals:
+            return
+        rows = await Rows.load(s, [f.attempt_id for f in finals], leads=True)
+        await self.finish_rows(rows, finals, self.d.clock.now())
+
+    async def finish_rows(self, rows: Rows, finals: Sequence[Final], now: float) -> None:
+        """Write final statuses of attempts `rows` holds (a batch of hand-offs)."""
+        for f in finals:
+            a = rows.attempts.get(f.attempt_id)
+            if a is None or not attempts.set_status(a, f.status, now, now):
+                continue
+            a.carrier_id = a.carrier_id or f.carrier_id
+            a.error = f.error
             a.ended_at = now
-            await self._close(s, a, now, retryable=retryable)
+            await self._close(rows, a, now, retryable=f.retryable)
+        await rows.flush(now)
 
     async def _answered(
         self, attempt_id: int, campaign_id: str, carrier_id: str, answered_by: str
@@ -177,23 +264,45 @@ class Outcomes:
         await self.connect(attempt_id, campaign_id, carrier_id)
 
     async def connect(self, attempt_id: int, campaign_id: str, carrier_id: str) -> bool:
-        """Bridge an answered call to a free agent of its campaign, if there is one."""
-        now = self.d.clock.now()
-        async with self.d.db.session() as s:
-            a = await attempt_store.get(s, attempt_id, lock=True)
-            if a is None or a.agent_id is not None or a.abandoned:
-                return a is not None and a.agent_id is not None
-            if a.status != AttemptStatus.IN_PROGRESS:
-                return False
-            agent_id = await pool.take(s, campaign_id, attempt_id, now)
-            if agent_id is None:
-                return False
-            a.agent_id = agent_id
+        """Bridge an answered call to a free agent of its campaign, if there is one;
+        True when the call has an agent (now or before)."""
+        taken = await self._connects.put((attempt_id, campaign_id))
+        if taken is None or taken is _ALREADY:
+            return taken is _ALREADY
         try:
-            await self.d.voice.bridge(carrier_id, agent_id)
+            await self.d.voice.bridge(carrier_id, taken)
         except ChannelError as exc:
             log.warning("bridge failed", extra={"attempt": attempt_id, "error": str(exc)})
         return True
+
+    async def _connect_many(self, calls: Sequence[tuple[int, str]]) -> list[str | None]:
+        """Put free agents on answered calls, in one transaction; per call the agent taken,
+        `_ALREADY` when it had one, None when it has none. A campaign found with nobody free
+        is not asked again within the batch."""
+        now = self.d.clock.now()
+        out: list[str | None] = []
+        full: set[str] = set()
+        async with self.d.db.session() as s:
+            rows = await attempt_store.lock_many(s, [attempt_id for attempt_id, _ in calls])
+            for attempt_id, campaign_id in calls:
+                a = rows.get(attempt_id)
+                if a is not None and a.agent_id is not None:
+                    out.append(_ALREADY)
+                    continue
+                if a is None or a.abandoned or a.status != AttemptStatus.IN_PROGRESS:
+                    out.append(None)
+                    continue
+                agent_id = (
+                    None
+                    if campaign_id in full
+                    else await pool.take(s, campaign_id, attempt_id, now)
+                )
+                if agent_id is None:
+                    full.add(campaign_id)
+                else:
+                    a.agent_id = agent_id
+                out.append(agent_id)
+        return out
 
     async def check_abandons(self, now: float) -> int:
         """A person answered, no agent within the grace: abandoned (docs/architecture.md §7.3)."""
@@ -201,23 +310,43 @@ class Outcomes:
         async with self.d.db.session() as s:
             waiting = await attempt_store.waiting_for_agent(s)
             pending = [(a.id, a.campaign_id, a.carrier_id or "", a.answered_at) for a in waiting]
-        abandoned = 0
-        for attempt_id, campaign_id, carrier_id, answered_at in pending:
-            if await self.connect(attempt_id, campaign_id, carrier_id):
-                continue
-            if answered_at is None or now - answered_at < grace:
-                continue
-            async with self.d.db.session() as s:
-                a = await attempt_store.get(s, attempt_id, lock=True)
+        if not pending:
+            return 0
+        connected = await asyncio.gather(
+            *(
+                self.connect(attempt_id, cid, carrier_id)
+                for attempt_id, cid, carrier_id, _ in pending
+            )
+        )
+        over = [
+            (attempt_id, campaign_id, carrier_id)
+            for (attempt_id, campaign_id, carrier_id, answered_at), ok in zip(
+                pending, connected, strict=True
+            )
+            if not ok and answered_at is not None and now - answered_at >= grace
+        ]
+        if not over:
+            return 0
+        abandoned: list[tuple[str, str]] = []
+        async with self.d.db.session() as s:
+            rows = await attempt_store.lock_many(s, [attempt_id for attempt_id, _, _ in over])
+            for attempt_id, campaign_id, carrier_id in over:
+                a = rows.get(attempt_id)
                 if a is None or a.agent_id is not None or a.abandoned:
                     continue
                 if a.status != AttemptStatus.IN_PROGRESS:
                     continue
                 a.abandoned = True
-            abandoned += 1
+                abandoned.append((campaign_id, carrier_id))
+        for campaign_id, _ in abandoned:
             self.d.metrics.calls_abandoned.labels(campaign_id).inc()
-            await self._hangup(carrier_id, self.d.tuning.abandon_message)
-        return abandoned
+        await asyncio.gather(
+            *(
+                self._hangup(carrier_id, self.d.tuning.abandon_message)
+                for _, carrier_id in abandoned
+            )
+        )
+        return len(abandoned)
 
     async def _hangup(self, carrier_id: str, message: str) -> None:
         try:

@@ -3,7 +3,7 @@ the counts that pacing and the metrics read."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -79,6 +79,14 @@ async def free_for_call(session: AsyncSession, campaign_id: str) -> Agent | None
 
 async def on_call(session: AsyncSession, attempt_id: int) -> Agent | None:
     return (await session.scalars(select(Agent).where(Agent.attempt_id == attempt_id))).first()
+
+
+async def on_calls(session: AsyncSession, attempt_ids: Iterable[int]) -> list[Agent]:
+    """The agents on any of these calls."""
+    ids = sorted(set(attempt_ids))
+    if not ids:
+        return []
+    return list((await session.scalars(select(Agent).where(Agent.attempt_id.in_(ids)))).all())
 
 
 async def wrap_ups_over(session: AsyncSession, now: float) -> list[Agent]:

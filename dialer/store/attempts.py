@@ -55,8 +55,26 @@ async def get(session: AsyncSession, attempt_id: int, *, lock: bool = False) -> 
     return await session.get(Attempt, attempt_id, with_for_update=lock or None)
 
 
+async def lock_many(session: AsyncSession, attempt_ids: Iterable[int]) -> dict[int, Attempt]:
+    """Attempts by id, locked for the rest of the transaction in id order (batches that
+    overlap wait on each other in line, never in a circle)."""
+    ids = sorted(set(attempt_ids))
+    if not ids:
+        return {}
+    rows = await session.scalars(
+        select(Attempt).where(Attempt.id.in_(ids)).order_by(Attempt.id).with_for_update()
+    )
+    return {a.id: a for a in rows.all()}
+
+
 async def remove(session: AsyncSession, attempt_id: int) -> None:
-    await session.execute(delete(Attempt).where(Attempt.id == attempt_id))
+    await remove_many(session, [attempt_id])
+
+
+async def remove_many(session: AsyncSession, attempt_ids: Iterable[int]) -> None:
+    ids = sorted(set(attempt_ids))
+    if ids:
+        await session.execute(delete(Attempt).where(Attempt.id.in_(ids)))
 
 
 async def count_voice(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Row,
+    Update,
     exists,
     false,
     func,
@@ -67,6 +69,41 @@ async def claim(
     The campaign's state and version are part of the statement: a campaign paused (version
     bumped) after the worker last looked claims nothing.
     """
+    stmt = _claim_update(req, conn.dialect.name, skip_locked).returning(
+        *CLAIM_COLUMNS, _listed(req).label("dnc")
+    )
+    result = await conn.execute(stmt)
+    # RETURNING keeps no order: hand the leads over in due order.
+    return sorted(result.all(), key=lambda r: (r.due, r.id))
+
+
+async def claim_leads(session: AsyncSession, req: ClaimRequest) -> list[tuple[Lead, bool]]:
+    """`claim`, returning the claimed leads as objects of the session (and their `dnc`
+    flag), in due order: the engine's claim, one statement for the lease and the load."""
+    conn = await session.connection()
+    stmt = (
+        _claim_update(req, conn.dialect.name, None)
+        .returning(Lead, _listed(req).label("dnc"))
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.execute(stmt)
+    rows = [(lead, bool(dnc)) for lead, dnc in result.all()]
+    rows.sort(key=lambda r: (r[0].due, r[0].id))
+    return rows
+
+
+def _listed(req: ClaimRequest) -> ColumnElement[bool]:
+    # Leads on the do-not-call list are claimed too, flagged, so the caller stops them
+    # (reason `dnc`): left out of the claim they would stay open and the campaign would never
+    # complete.
+    if not req.check_dnc:
+        return false()
+    # Spelled out: SQLite renders RETURNING columns unqualified, where `phone` would
+    # resolve to the dnc table's own column.
+    return exists().where(DoNotCall.phone == literal_column(f"{Lead.__tablename__}.phone"))
+
+
+def _claim_update(req: ClaimRequest, dialect: str, skip_locked: bool | None) -> Update:
     fence = exists().where(
         Campaign.id == req.campaign_id,
         Campaign.state == CampaignState.RUNNING,
@@ -87,31 +124,17 @@ async def claim(
         .order_by(Lead.due, Lead.id)
         .limit(req.limit)
     )
-    # Leads on the do-not-call list are claimed too, flagged, so the caller stops them
-    # (reason `dnc`): left out of the claim they would stay open and the campaign would never
-    # complete.
-    listed = (
-        # Spelled out: SQLite renders RETURNING columns unqualified, where `phone` would
-        # resolve to the dnc table's own column.
-        exists().where(DoNotCall.phone == literal_column(f"{Lead.__tablename__}.phone"))
-        if req.check_dnc
-        else false()
-    )
     if skip_locked is None:
         # PostgreSQL skips rows another worker has locked; SQLite has no row locks (its
         # write transactions begin IMMEDIATE, store/db.py).
-        skip_locked = conn.dialect.name != "sqlite"
+        skip_locked = dialect != "sqlite"
     if skip_locked:
         candidates = candidates.with_for_update(skip_locked=True)
-    stmt = (
+    return (
         update(Lead)
         .where(Lead.id.in_(candidates.scalar_subquery()))
         .values(lease_owner=req.worker_id, lease_until=req.lease_until, updated_at=req.now)
-        .returning(*CLAIM_COLUMNS, listed.label("dnc"))
     )
-    result = await conn.execute(stmt)
-    # RETURNING keeps no order: hand the leads over in due order.
-    return sorted(result.all(), key=lambda r: (r.due, r.id))
 
 
 async def status_counts(conn: AsyncConnection, campaign_id: str) -> dict[str, int]:
@@ -227,6 +250,17 @@ async def next_up(
 async def get(session: AsyncSession, lead_id: int, *, lock: bool = False) -> Lead | None:
     """The lead; with `lock`, its row is locked for the rest of the transaction."""
     return await session.get(Lead, lead_id, with_for_update=lock or None)
+
+
+async def lock_many(session: AsyncSession, lead_ids: Iterable[int]) -> dict[int, Lead]:
+    """Leads by id, locked for the rest of the transaction in id order."""
+    ids = sorted(set(lead_ids))
+    if not ids:
+        return {}
+    rows = await session.scalars(
+        select(Lead).where(Lead.id.in_(ids)).order_by(Lead.id).with_for_update()
+    )
+    return {lead.id: lead for lead in rows.all()}
 
 
 async def hold_claims(

@@ -136,14 +136,19 @@ async def test_pause_and_resume_write_no_lead(db_url: str, tmp_path: Path) -> No
 
 
 async def test_work_claimed_before_pause_is_not_dialled_after(db_url: str, tmp_path: Path) -> None:
-    """The race the fence exists for: a tick claimed ten leads, its first dial is with the
-    carrier when the pause comes. The pause waits for that dial only; the nine others are
-    never handed over, and only the first is reported in flight."""
-    async with harness(db_url, tmp_path, profile=BUSY) as h:
+    """The race the fence exists for: a tick claimed ten leads and hands them off three at
+    a time; the first three dials are with the carrier when the pause comes. The pause waits
+    for those three only; the seven others are never handed over, and only the three are
+    reported in flight (queued, their carrier ids written: a pause can cancel them)."""
+    async with harness(db_url, tmp_path, profile=BUSY, voice_concurrency=3) as h:
         cid = await agentless(h, 10)
         gate = h.voice.gate = asyncio.Event()
+        h.voice.gate_all = True
         tick = asyncio.create_task(h.tick())
-        await h.voice.at_gate.wait()
+        for _ in range(10_000):  # bounded: until three dials wait at the carrier
+            await asyncio.sleep(0)
+            if len(h.voice.dials) == 3:
+                break
         pause = asyncio.create_task(h.service.pause(cid, actor=ADMIN))
         for _ in range(10_000):  # bounded: until the pause waits at the fence
             await asyncio.sleep(0)
@@ -155,10 +160,15 @@ async def test_work_claimed_before_pause_is_not_dialled_after(db_url: str, tmp_p
         gate.set()
         result = await pause
         await tick
-        assert [d.attempt_id for d in h.voice.of(cid)] == [h.voice.dials[0].attempt_id]
-        assert [str(a.id) for a in result.in_flight] == [h.voice.dials[0].attempt_id]
+        assert len(h.voice.dials) == 3
+        first = sorted(d.attempt_id for d in h.voice.dials)
+        assert len(first) == 3
+        assert sorted(d.attempt_id for d in h.voice.of(cid)) == first
+        assert sorted(str(a.id) for a in result.in_flight) == first
+        assert {a.status for a in result.in_flight} == {"queued"}
+        assert all(a.carrier_id for a in result.in_flight)
         async with h.rt.db.session() as s:
-            assert len((await s.scalars(select(Attempt))).all()) == 1
+            assert len((await s.scalars(select(Attempt))).all()) == 3
             pending = (await s.scalars(select(Lead).where(Lead.status == "pending"))).all()
-            assert len(pending) == 9
+            assert len(pending) == 7
             assert {lead.seq for lead in pending} == {0}

@@ -32,7 +32,7 @@ def test_pause_cycles_under_load_nothing_goes_out_after_the_answer(spec: MakeSpe
     rng = random.Random(10)
     with Cluster(spec(workers=3, seed=10, email_batch=25)) as cl:
         voice = cl.voice_campaign(1500)
-        email = cl.email_campaign(800, steps=4)
+        email = cl.email_campaign(5000, steps=4)  # outlasts ten cycles at full speed
         late = []
         answers = []
         ringing = 0  # calls the pauses reported in flight: the pauses came mid-load
