@@ -123,6 +123,9 @@ class Dispatcher:
             Channel.EMAIL: asyncio.Semaphore(tuning.email_concurrency),
         }
         self._results: GroupCommit[Handed, None] = GroupCommit(self._record, name="hand-offs")
+        # Carrier ids have a group of their own: a pause waits for them (they are written
+        # inside the fence section), never for a chunk of email results ahead of them.
+        self._carrier_ids: GroupCommit[Handed, None] = GroupCommit(self._record, name="carrier-ids")
         self.backlog = False  # the last round left due work behind (a full claim)
 
     async def run_campaign(self, c: Campaign, spec: CampaignSpec, now: float) -> int:
@@ -381,7 +384,7 @@ class Dispatcher:
                         self._dial(p, spec) if p.channel == Channel.VOICE else self._send(p, spec)
                     )
                     if handed.kind is Kind.QUEUED:
-                        await self._results.put(handed)
+                        await self._carrier_ids.put(handed)
                         self.in_hand.discard(p.attempt_id)
                         self._dialed(p)
                         return 1, None

@@ -48,10 +48,15 @@ async def voice_attempt(session: AsyncSession, attempt_id: int) -> Attempt | Non
 
 
 async def get(session: AsyncSession, campaign_id: str, *, lock: bool = False) -> Campaign | None:
-    """The campaign; with `lock`, its row is locked for the rest of the transaction."""
+    """The campaign; with `lock`, its row is locked for the rest of the transaction.
+
+    The lock is PostgreSQL's `FOR NO KEY UPDATE`: it serialises changes of the campaign, but
+    does not wait for the transactions that merely reference the row (every attempt row's
+    foreign key takes a key-share lock on its campaign). With `FOR UPDATE` a pause waited for
+    every dispatch round in flight to commit (docs/architecture.md §4, §6.5)."""
     stmt = select(Campaign).where(Campaign.id == campaign_id)
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update(key_share=True)
     return (await session.scalars(stmt)).first()
 
 

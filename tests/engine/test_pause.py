@@ -172,3 +172,22 @@ async def test_work_claimed_before_pause_is_not_dialled_after(db_url: str, tmp_p
             pending = (await s.scalars(select(Lead).where(Lead.status == "pending"))).all()
             assert len(pending) == 7
             assert {lead.seq for lead in pending} == {0}
+
+
+async def test_a_pause_does_not_wait_for_transactions_that_reference_the_campaign(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Every attempt row written takes a key-share lock on its campaign (its foreign key)
+    until the dispatch round commits. The pause locks the campaign `FOR NO KEY UPDATE`, which
+    does not wait for those: a round in flight never delays a pause (docs/architecture.md
+    §4). With `FOR UPDATE` this pause would wait for the open transaction below."""
+    async with harness(postgres_url, tmp_path, profile=BUSY) as h:
+        cid = await agentless(h, 3)
+        async with h.rt.db.engine.connect() as conn:
+            await conn.begin()
+            await conn.exec_driver_sql(
+                "SELECT id FROM campaigns WHERE id = $1 FOR KEY SHARE", (cid,)
+            )
+            result = await asyncio.wait_for(h.service.pause(cid, actor=ADMIN), timeout=30)
+            await conn.rollback()
+        assert result.changed and result.campaign.state == CampaignState.PAUSED
