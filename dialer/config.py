@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import ipaddress
+from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BOOTSTRAP_TOKEN_MIN = 24  # characters: a guessable admin secret is no secret
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DIALER_", extra="ignore")
+    # A refused value is not echoed back: it may be a secret (a token, a URL's password).
+    model_config = SettingsConfigDict(
+        env_prefix="DIALER_", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = "sqlite+aiosqlite:///./dialer.db"
     bus_url: str = "memory://"
@@ -49,7 +56,41 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=60.0, gt=0)
     abandon_redial_hours: float = Field(default=72.0, ge=0)
     email_batch: int = Field(default=50, gt=0)
-    # Hand-offs of one round in flight at once, per channel (docs/architecture.md §6.4).
+    # Hand-offs of one round in flight at once, per channel (docs/architecture.md §6.5).
     voice_concurrency: int = Field(default=16, ge=1, le=256)
     email_concurrency: int = Field(default=16, ge=1, le=256)
     log_level: str = "INFO"
+    # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDR
+    # blocks): the login limiter counts the client behind them, not the proxy (docs/api.md §2).
+    trusted_proxies: str = ""
+
+    @field_validator("bootstrap_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < BOOTSTRAP_TOKEN_MIN:
+            raise ValueError(
+                f"DIALER_BOOTSTRAP_TOKEN must be at least {BOOTSTRAP_TOKEN_MIN} characters "
+                f"(it is an admin credential); generate one with: "
+                f"python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for entry in filter(None, (e.strip() for e in value.split(","))):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"DIALER_TRUSTED_PROXIES: not an IP address or network: {entry!r}"
+                ) from None
+        return value
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(
+            ipaddress.ip_network(e.strip(), strict=False)
+            for e in self.trusted_proxies.split(",")
+            if e.strip()
+        )

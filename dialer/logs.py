@@ -18,20 +18,38 @@ from typing import Any
 
 import structlog
 
-PHONE = re.compile(r"\+?\d[\d ().-]{6,}\d")
-EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# A phone number as it can appear in a log line: E.164 (`+` and 7-15 digits, as every
+# stored number is; single spaces, dots, dashes or brackets between digits allowed), or a
+# North American number without the `+` (10 digits, or 11 with the leading 1; plain or
+# written 212-555-0123 / (212) 555-0123). Not glued to a letter or another digit, so a
+# call id (CA0123…), a timestamp (2026-01-05 15:20:03), a decimal (1767625200.0), a status
+# code or a count is left alone (docs/architecture.md §14.10).
+PHONE = re.compile(
+    r"""
+    (?:
+        (?<![\w+])\+\d{7,15}(?!\d)
+      | (?<![\w+])\+\d(?:[ .()-]{0,2}\d){6,14}
+      | (?<![\w+.:-])(?:1[ .-]?)?(?:\([2-9]\d{2}\)\ ?|[2-9]\d{2}[ .-]?)[2-9]\d{2}[ .-]?\d{4}
+    )
+    (?![\w]|[.:,-]\d)
+    """,
+    re.VERBOSE,
+)
+# Starts only where a local part can start, and a local part is at most 64 characters: a
+# long run of letters without an `@` is scanned once, not once per letter.
+EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{0,63}@([A-Za-z0-9.-]+\.[A-Za-z]{2,})"
+)
 SECRET_KEYS = ("password", "token", "secret", "auth", "authorization", "smtp_url")
 
 
 def mask_text(text: str) -> str:
+    """`text` with every email address and phone number in it masked, and nothing else."""
     text = EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
     return PHONE.sub(lambda m: _mask_digits(m.group(0)), text)
 
 
 def _mask_digits(number: str) -> str:
-    digits = [c for c in number if c.isdigit()]
-    if len(digits) < 7:
-        return number
     return number[:4] + "*" * max(0, len(number) - 6) + number[-2:]
 
 

@@ -382,3 +382,14 @@ async def test_serve_may_leave_dispatching_to_the_workers(tmp_path: Path, engine
         rt = served[RUNTIME]
         assert (rt.engine._task is not None) is engine
         assert len(await rt.bus.workers()) == (1 if engine else 0)
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["serve"], ["worker"]])
+def test_a_refused_setting_ends_the_command_with_its_name_not_a_traceback(
+    command: list[str],
+) -> None:
+    secret = "short-secret-42"  # fewer than 24 characters: refused
+    result = cli(*command, env={"DIALER_BOOTSTRAP_TOKEN": secret})
+    assert result.exit_code == 2
+    assert "DIALER_BOOTSTRAP_TOKEN must be at least 24 characters" in result.stderr
+    assert "Traceback" not in result.stderr and secret not in result.output + result.stderr

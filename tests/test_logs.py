@@ -248,3 +248,73 @@ async def test_configured_logging_collapses_a_flood(captured: io.StringIO) -> No
     ]
     assert "Traceback" in lines[0]["exception"] and "exception" not in lines[1]
     assert (lines[1]["repeated"], lines[1]["level"]) == (99, "error")
+
+
+# --- What the masks hide, and what they leave (docs/architecture.md §14.10) -----------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        "status 503 after 2 tries",
+        "at 2026-01-05T15:20:03.417+00:00",
+        "at 2026-01-05 15:20:03",
+        "Mon, 05 Jan 2026 15:20:03 +0000",
+        "call CA0123456789abcdef0123456789abcdef",
+        "call CA00000000000000000000000000000042",
+        "due 1767625200.0 (epoch), 1767625200123 ms",
+        "attempt 812 lead 1234567 campaign c_0a1b2c3d4e5f",
+        "request 3f2c1d2e-1234-4321-8765-123456789012 from 127.0.0.1:8080",
+    ],
+)
+def test_masks_leave_what_is_not_a_contact(text: str) -> None:
+    assert logs.mask_text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("to +12125550123 at 15:20", "+12125550123"),
+        ("to:+33142685300.", "33142685300"),
+        ("call (212) 555-0123 now", "555-0123"),
+        ("call 212-555-0123 now", "555-0123"),
+        ("call 1-212-555-0123 now", "555-0123"),
+        ("sms 12125550123", "12125550123"),
+        ("intl +44 20 7183 8750 ok", "7183 8750"),
+        ("to +12125550123 503", "+12125550123"),
+        ("mail ann.lee+x@example.com, bo@example.org", "ann.lee+x"),
+    ],
+)
+def test_masks_hide_phone_numbers_and_emails(text: str, hidden: str) -> None:
+    masked = logs.mask_text(text)
+    assert hidden not in masked, masked
+    if "503" in text:
+        assert masked.endswith(" 503")  # the status after the number is not part of it
+
+
+async def test_database_errors_never_carry_the_statement_parameters(
+    captured: io.StringIO, db_url: str
+) -> None:
+    """SQLAlchemy puts a failed statement's parameters in the error's text, and the error is
+    logged: the engine is made with hide_parameters, so a lead's name never gets there."""
+    from sqlalchemy import text
+
+    from dialer.store.db import Database
+
+    start_capture(captured, as_json=True)
+    name = "Zelda Quietname"
+    db = Database(db_url)
+    try:
+        with pytest.raises(Exception) as caught:
+            async with db.begin() as conn:
+                await conn.execute(
+                    text("SELECT * FROM no_such_table WHERE name = :name"), {"name": name}
+                )
+    finally:
+        await db.aclose()
+    assert name not in str(caught.value)
+    assert "hidden" in str(caught.value)
+    try:
+        raise caught.value
+    except Exception:
+        logging.getLogger("dialer.api.errors").exception("request.failed")
+    out = captured.getvalue()
+    assert "request.failed" in out and "no_such_table" in out and name not in out

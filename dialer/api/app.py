@@ -21,28 +21,36 @@ from dialer.api import (
     routes_web,
     routes_workers,
 )
-from dialer.api.auth import LoginLimiter, auth_middleware
+from dialer.api.auth import auth_middleware
 from dialer.api.errors import error_middleware
+from dialer.api.guard import MAX_BODY, body_limit_middleware, security_headers
+from dialer.api.inputs import input_middleware
 from dialer.api.keys import ACCOUNTS, LIMITER, LIVE, RUNTIME, SETTINGS
 from dialer.api.live import LiveHub
+from dialer.api.login_limit import LoginLimiter
 from dialer.config import Settings
 from dialer.runtime import Runtime
 from dialer.usecases.accounts import Accounts
-
-MAX_BODY = 20 * 1024 * 1024  # a 100,000-row CSV fits
 
 
 def create_app(settings: Settings, **runtime_overrides: Any) -> web.Application:
     """`runtime_overrides` go to Runtime.open (tests pass a fake clock and channels)."""
     # error_middleware is outermost: a database outage met by auth_middleware's token or
-    # session lookup is a 503 like any handler's (docs/architecture.md §15.1).
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY)
+    # session lookup is a 503 like any handler's (docs/architecture.md §15.1). The body limit
+    # comes before authentication (a large body is refused before any work), the path and
+    # query check after it (an anonymous caller learns nothing from it); api/guard.py,
+    # api/inputs.py.
+    app = web.Application(
+        middlewares=[error_middleware, body_limit_middleware, auth_middleware, input_middleware],
+        client_max_size=MAX_BODY,
+    )
     app[SETTINGS] = settings
-    app[LIMITER] = LoginLimiter()
+    app.on_response_prepare.append(security_headers)
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         async with Runtime.open(settings, **runtime_overrides) as rt:
             app[RUNTIME] = rt
+            app[LIMITER] = LoginLimiter(rt.clock.now)  # delays on the app's clock
             secret = (
                 settings.bootstrap_token.get_secret_value() if settings.bootstrap_token else None
             )

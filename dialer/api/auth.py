@@ -8,8 +8,8 @@ header on every state-changing request.
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict, deque
+import hmac
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -20,6 +20,10 @@ from dialer.api.keys import ACCOUNTS
 from dialer.usecases.accounts import Principal, Role
 
 SESSION_COOKIE = "dialer_session"
+# What a bearer token or a session secret can look like: anything else is no credential
+# (and never reaches the database: PostgreSQL refuses a NUL, nothing encodes a surrogate).
+_TOKEN = re.compile(r"[\x21-\x7e]{1,512}")
+_SESSION = re.compile(r"[A-Za-z0-9_-]{16,128}")
 PRINCIPAL = web.RequestKey("principal", Principal)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 STAFF = (Role.ADMIN, Role.SUPERVISOR)
@@ -62,18 +66,28 @@ async def resolve(request: web.Request) -> Principal | None:
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not _TOKEN.fullmatch(token):
             return None
-        return await accounts.verify_token(token.strip())
+        return await accounts.verify_token(token)
     cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
+    if cookie and _SESSION.fullmatch(cookie):
         return await accounts.session(cookie)
     return None
 
 
+def csrf_matches(sent: str, expected: str | None) -> bool:
+    """The session's CSRF token, compared in constant time (as bytes: compare_digest refuses
+    non-ASCII strings, and a header may carry anything)."""
+    if not expected:
+        return False
+    return hmac.compare_digest(sent.encode("utf-8", "surrogatepass"), expected.encode())
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    if not request.path.startswith("/api/"):
+    if not request.path.startswith("/api/") or request.match_info.http_exception is not None:
+        # Not the API, or no route there: the router's own 404 / 405 answers, unauthenticated.
         response: web.StreamResponse = await handler(request)
         return response
     route_handler = request.match_info.handler
@@ -89,8 +103,7 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     if who.role not in allowed:
         return error_response(403, "forbidden", f"the {who.role} role may not do this")
     if who.via == "session" and request.method not in SAFE_METHODS:
-        sent = request.headers.get("X-CSRF-Token", "")
-        if not who.csrf or sent != who.csrf:
+        if not csrf_matches(request.headers.get("X-CSRF-Token", ""), who.csrf):
             return error_response(403, "csrf", "missing or wrong X-CSRF-Token header")
     request[PRINCIPAL] = who
     allowed_response: web.StreamResponse = await handler(request)
@@ -102,38 +115,3 @@ def own_agent_only(request: web.Request, agent_id: str) -> None:
     who = principal(request)
     if who.role is Role.AGENT and who.agent_id != agent_id:
         raise ApiError(403, "forbidden", "an agent may act only on itself")
-
-
-class LoginLimiter:
-    """At most `attempts` failed logins per `window` seconds per (address, username)."""
-
-    def __init__(
-        self,
-        attempts: int = 5,
-        window: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.attempts = attempts
-        self.window = window
-        self._clock = clock
-        self._failures: defaultdict[str, deque[float]] = defaultdict(deque)
-
-    def _recent(self, key: str) -> deque[float]:
-        now = self._clock()
-        q = self._failures[key]
-        while q and now - q[0] > self.window:
-            q.popleft()
-        return q
-
-    def blocked(self, key: str) -> float:
-        """Seconds until `key` may try again (0 when it may)."""
-        q = self._recent(key)
-        if len(q) < self.attempts:
-            return 0.0
-        return max(0.0, self.window - (self._clock() - q[0]))
-
-    def failed(self, key: str) -> None:
-        self._recent(key).append(self._clock())
-
-    def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)

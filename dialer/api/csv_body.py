@@ -6,6 +6,7 @@ in the file (the header is line 1), as a spreadsheet shows them.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections.abc import Iterator
@@ -38,12 +39,19 @@ def bad_body(message: str) -> ValidationFailed:
     return invalid("body", message)
 
 
+# Codecs Python has that are not a charset a document comes in: they turn escapes into any
+# character (a lone surrogate) or are for host names.
+_NOT_CHARSETS = frozenset({"unicode-escape", "raw-unicode-escape", "idna", "punycode", "undefined"})
+
+
 def decode(raw: bytes, charset: str | None) -> str:
     """The body as text: UTF-8 unless the Content-Type names a charset; a BOM is dropped."""
     encoding = (charset or "utf-8").lower()
     if encoding in ("utf-8", "utf8"):
         encoding = "utf-8-sig"
     try:
+        if codecs.lookup(encoding).name in _NOT_CHARSETS:
+            raise LookupError(encoding)
         return raw.decode(encoding)
     except LookupError:
         raise ApiError(

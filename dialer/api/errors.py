@@ -6,19 +6,21 @@ A handler that fails because the database cannot be reached answers 503 `unavail
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from dialer.api.inputs import BadJson, Problems, decode_json, problems, refuse
 from dialer.errors import ServiceError, ValidationFailed, field_errors, invalid
 from dialer.store.db import describe, unavailable
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 RETRY_AFTER_SECONDS = 5  # a pooled connection is re-tried on the next request anyway
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
 
 
 def error_response(
@@ -44,31 +46,66 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.details = status, code, message, details
 
 
-async def parse(request: web.Request, model: type[M], *, optional: bool = False) -> M:
-    """The JSON body as `model`; 400 for malformed JSON, 422 naming each bad field."""
+async def read_json(request: web.Request, *, rows: str | None = None) -> tuple[Any, Problems]:
+    """The body through the input boundary (api/inputs.py): 400 for what is not JSON, 422
+    naming each field that breaks the limits; with `rows`, the problems of each row of that
+    array are returned for the import to reject that row only. None for an empty body."""
     raw = await request.read()
     if not raw.strip():
-        if optional:
-            return model()
-        raise invalid("body", "required", summary="a JSON body is required")
+        return None, Problems()
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = decode_json(raw)
+    except BadJson as exc:
         raise ApiError(400, "bad_json", f"the body is not JSON: {exc}") from None
+    found = problems(data, rows=rows)
+    if found.body:
+        raise refuse(found.body)
+    return data, found
+
+
+async def read_object(request: web.Request) -> dict[str, Any]:
+    """A JSON object body through the input boundary."""
+    data, _ = await read_json(request)
+    if not isinstance(data, dict):
+        raise invalid("body", "expected an object", summary="the body must be a JSON object")
+    return data
+
+
+def _validate(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed("invalid input", field_errors(exc, whole="body")) from None
 
 
+async def parse(request: web.Request, model: type[M], *, optional: bool = False) -> M:
+    """The JSON body as `model`; 400 for malformed JSON, 422 naming each bad field."""
+    data, _ = await read_json(request)
+    if data is None:
+        if optional:
+            return model()
+        raise invalid("body", "required", summary="a JSON body is required")
+    return _validate(model, data)
+
+
+async def parse_import(
+    request: web.Request, model: type[M], rows: str
+) -> tuple[M, dict[int, list[dict[str, str]]]]:
+    """An import body as `model`, with the boundary's problems of each row of `rows`
+    (0-based): those rows are rejected by number, the others imported."""
+    data, found = await read_json(request, rows=rows)
+    if data is None:
+        raise invalid("body", "required", summary="a JSON body is required")
+    return _validate(model, data), found.rows
+
+
 def query_int(request: web.Request, name: str, default: int, *, lo: int, hi: int) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise invalid(name, "not an integer", summary=f"{name} must be an integer") from None
+    if not _INTEGER.fullmatch(raw):  # ASCII digits only: int() also reads '١٢' and '1_0'
+        raise invalid(name, "not an integer", summary=f"{name} must be an integer")
+    value = int(raw)
     if not lo <= value <= hi:
         raise invalid(name, f"out of range {lo}..{hi}", summary=f"{name} must be in {lo}..{hi}")
     return value

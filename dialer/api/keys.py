@@ -10,8 +10,8 @@ from dialer.config import Settings
 from dialer.usecases.accounts import Accounts
 
 if TYPE_CHECKING:
-    from dialer.api.auth import LoginLimiter
     from dialer.api.live import LiveHub
+    from dialer.api.login_limit import LoginLimiter
     from dialer.runtime import Runtime
 
 SETTINGS = web.AppKey("settings", Settings)

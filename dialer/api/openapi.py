@@ -132,6 +132,8 @@ class _Builder:
         for status, model in d.other.items():
             out[str(status)] = self.response(status, model, d.produces)
         errors = set(d.errors) | ({401, 403} if op.secured else set())
+        if d.body is not None:
+            errors.add(413)  # every body has a size limit (api/guard.py)
         for status in sorted(errors - {d.status, *d.other}):
             out[str(status)] = {
                 "description": _phrase(status),

@@ -12,11 +12,13 @@ from pydantic import Field
 from dialer.api.auth import EVERYONE, SESSION_COOKIE, principal, public, requires
 from dialer.api.docs import doc, reply
 from dialer.api.errors import ApiError, error_response, parse
+from dialer.api.guard import SMALL_BODY, body_limit
 from dialer.api.keys import ACCOUNTS, LIMITER, RUNTIME, SETTINGS
+from dialer.api.login_limit import Refusal, client_address
 from dialer.api.schemas import In, Out
 from dialer.errors import NotFound, invalid
 from dialer.store.auth_models import ApiToken, User
-from dialer.usecases.accounts import SESSION_SECONDS, Role
+from dialer.usecases.accounts import SESSION_SECONDS, TOKEN_NAME_MAX, Role
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -76,7 +78,7 @@ class UserList(Out):
 
 class TokenIn(In):
     role: Role
-    name: str = Field(default="", max_length=100)
+    name: str = Field(default="", max_length=TOKEN_NAME_MAX)
     agent_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
@@ -119,29 +121,39 @@ async def _known_agent(request: web.Request, agent_id: str | None) -> None:
 
 @routes.post("/api/v1/auth/login")
 @public
+@body_limit(SMALL_BODY)
 @doc(
     "Log in to the dashboard: sets the session cookie, returns the CSRF token",
     body=LoginIn,
     response=SessionOut,
-    errors=(400, 401, 422, 429),
+    errors=(400, 401, 413, 422, 429),
 )
 async def login(request: web.Request) -> web.Response:
     body = await parse(request, LoginIn)
     limiter = request.app[LIMITER]
-    key = f"{request.remote or '-'}|{body.username}"
-    wait = limiter.blocked(key)
-    if wait > 0:
-        response = error_response(
-            429, "too_many_attempts", "too many failed logins; try again later"
+    address = client_address(
+        request.remote,
+        request.headers.getall("X-Forwarded-For", []),
+        request.app[SETTINGS].trusted_proxy_networks,
+    )
+    ticket = limiter.reserve(address, body.username)
+    if isinstance(ticket, Refusal):
+        return _refused(ticket, body.username, address)
+    try:
+        found = await limiter.check(
+            lambda: request.app[ACCOUNTS].login(body.username, body.password)
         )
-        response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
-        return response
-    found = await request.app[ACCOUNTS].login(body.username, body.password)
+    except BaseException:
+        limiter.cancelled(ticket)  # no verdict: the database is down, the client left
+        raise
+    if isinstance(found, Refusal):
+        limiter.cancelled(ticket)
+        return _refused(found, body.username, address)
     if found is None:
-        limiter.failed(key)
-        log.warning("auth.login_failed", extra={"remote": request.remote})
+        limiter.failed(ticket)
+        log.warning("auth.login_failed", extra={"user": body.username, "remote": address})
         return error_response(401, "unauthorized", BAD_CREDENTIALS)
-    limiter.succeeded(key)
+    limiter.succeeded(ticket)
     secret, who = found
     assert who.csrf is not None
     response = reply(
@@ -157,6 +169,23 @@ async def login(request: web.Request) -> web.Response:
         secure=request.app[SETTINGS].public_base_url.startswith("https"),
     )
     log.info("auth.login", extra={"user": who.subject, "role": str(who.role)})
+    return response
+
+
+def _refused(refusal: Refusal, username: str, address: str) -> web.Response:
+    """429 with Retry-After; every refusal is in the log (the audit of logins)."""
+    retry = max(1, math.ceil(refusal.retry_after))
+    log.warning(
+        "auth.login_refused",
+        extra={"user": username, "remote": address, "scope": refusal.scope, "retry_after": retry},
+    )
+    response = error_response(
+        429,
+        "too_many_attempts",
+        "too many failed logins; try again later",
+        {"retry_after": retry},
+    )
+    response.headers["Retry-After"] = str(retry)
     return response
 
 

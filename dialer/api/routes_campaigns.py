@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from aiohttp import web
 
 from dialer.api.auth import READERS, STAFF, principal, requires
 from dialer.api.docs import doc, reply
-from dialer.api.errors import ApiError, parse, query_int
+from dialer.api.errors import parse, query_int, read_object
 from dialer.api.keys import RUNTIME
 from dialer.api.schemas import (
     AtIn,
@@ -28,6 +28,7 @@ from dialer.domain.states import CampaignState
 from dialer.errors import invalid
 from dialer.store.models import Campaign
 from dialer.usecases.campaigns import Service
+from dialer.usecases.limits import digits_id
 
 routes = web.RouteTableDef()
 ENTITIES = ("campaign", "lead", "agent")
@@ -35,19 +36,6 @@ ENTITIES = ("campaign", "lead", "agent")
 
 def service(request: web.Request) -> Service:
     return request.app[RUNTIME].service
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    import json
-
-    raw = await request.read()
-    try:
-        data = json.loads(raw) if raw.strip() else None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "bad_json", f"the body is not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise invalid("body", "expected an object", summary="the body must be a JSON object")
-    return data
 
 
 class _Scheduled(Protocol):
@@ -69,7 +57,7 @@ async def _now_or_at(request: web.Request, action: _Scheduled) -> web.Response:
 @requires(*STAFF)
 @doc("Create a draft campaign", body=CampaignSpec, response=CampaignOut, status=201)
 async def create(request: web.Request) -> web.Response:
-    data = await _json_object(request)
+    data = await read_object(request)
     c = await service(request).create_campaign(data, actor=principal(request).actor)
     return reply(CampaignOut.of(c), 201)
 
@@ -119,13 +107,10 @@ async def patch(request: web.Request) -> web.Response:
     if_match = request.headers.get("If-Match")
     version: int | None = None
     if if_match is not None:
-        try:
-            version = int(if_match.strip().strip('"').removeprefix("W/").strip('"'))
-        except ValueError:
-            raise invalid(
-                "If-Match", "not an integer", summary="If-Match must be a version number"
-            ) from None
-    data = await _json_object(request)
+        version = digits_id(if_match.strip().removeprefix("W/").strip('"'))
+        if version is None:
+            raise invalid("If-Match", "not a version", summary="If-Match must be a version number")
+    data = await read_object(request)
     c = await service(request).update_campaign(
         request.match_info["id"], data, actor=principal(request).actor, if_version=version
     )

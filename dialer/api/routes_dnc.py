@@ -19,7 +19,8 @@ from pydantic import Field
 from dialer.api.auth import READERS, STAFF, requires
 from dialer.api.csv_body import CsvReader, bad_body, body_kind, decode
 from dialer.api.docs import doc, reply
-from dialer.api.errors import parse, query_int
+from dialer.api.errors import parse_import, query_int
+from dialer.api.guard import IMPORT_BODY, body_limit
 from dialer.api.keys import RUNTIME
 from dialer.api.schemas import In, Out
 from dialer.api.schemas_in import RejectedRow
@@ -88,8 +89,21 @@ async def _import_csv(request: web.Request) -> DncResult:
     return result
 
 
+async def _import_json(request: web.Request) -> DncResult:
+    """Numbers the input boundary refuses are rejected by row; the others are listed."""
+    body, refused = await parse_import(request, DncIn, "phones")
+    kept = [i for i in range(len(body.phones)) if i not in refused]
+    result = await ops(request).add([body.phones[i] for i in kept], reason=body.reason, first_row=0)
+    for rejected in result.rejected:
+        rejected["row"] = kept[rejected["row"]] + 1
+    result.rejected.extend({"row": i + 1, "errors": errors} for i, errors in refused.items())
+    result.rejected.sort(key=lambda r: int(r["row"]))
+    return result
+
+
 @routes.post("/api/v1/dnc")
 @requires(*STAFF)
+@body_limit(IMPORT_BODY)
 @doc(
     "Add numbers to the do-not-call list: JSON {phones, reason?} or text/csv with a phone "
     "column; bad numbers are reported by row and the good ones kept",
@@ -97,12 +111,11 @@ async def _import_csv(request: web.Request) -> DncResult:
     response=DncAddOut,
     query={"reason": "string"},
     content_types=("application/json", "text/csv"),
-    errors=(400, 401, 403, 415, 422),
+    errors=(400, 401, 403, 413, 415, 422),
 )
 async def add(request: web.Request) -> web.Response:
     if body_kind(request) == "json":
-        body = await parse(request, DncIn)
-        result = await ops(request).add(body.phones, reason=body.reason)
+        result = await _import_json(request)
     else:
         result = await _import_csv(request)
     return reply(DncAddOut.model_validate({"added": result.added, "rejected": result.rejected}))

@@ -17,8 +17,10 @@ from dialer.api.docs import doc
 from dialer.api.errors import ApiError
 from dialer.api.keys import LIVE, RUNTIME
 from dialer.api.live import Filter, LiveEvent, LiveHub, Subscriber
-from dialer.errors import invalid
+from dialer.errors import ValidationFailed, invalid
+from dialer.store import events as event_store
 from dialer.usecases.accounts import Role
+from dialer.usecases.limits import digits_id, is_id
 
 routes = web.RouteTableDef()
 
@@ -27,22 +29,35 @@ BATCH = 256  # frames coalesced into one write
 RETRY_MS = 2000  # what EventSource waits before reconnecting after the stream ends
 
 
-def _last_event_id(request: web.Request) -> int | None:
+def _bad_last_event_id() -> ValidationFailed:
+    return invalid(
+        "Last-Event-ID", "not an event id", summary="Last-Event-ID must be an id this stream sent"
+    )
+
+
+async def _last_event_id(request: web.Request, hub: LiveHub) -> int | None:
+    """The id to resume after: ASCII digits (`isdigit()` takes '²', which int() refuses) of
+    an event that exists. An id past the last event would silently skip every event up to
+    it, so it is refused; one past this process's cursor (another process streamed it) is
+    checked against the table."""
     raw = request.headers.get("Last-Event-ID", "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
-        raise invalid(
-            "Last-Event-ID",
-            "not an event id",
-            summary="Last-Event-ID must be an id this stream sent",
-        )
-    return int(raw)
+    last = digits_id(raw)
+    if last is None:
+        raise _bad_last_event_id()
+    if last > hub.cursor:
+        async with request.app[RUNTIME].db.reader() as s:
+            if last > await event_store.last_id(s):
+                raise _bad_last_event_id()
+    return last
 
 
 async def _filter(request: web.Request) -> Filter:
     who = principal(request)
     campaign = request.query.get("campaign") or None
+    if campaign is not None and not is_id(campaign):
+        raise ApiError(404, "not_found", f"no campaign {campaign!r}", {"id": campaign})
     if campaign is not None:
         await request.app[RUNTIME].service.get_campaign(campaign)  # 404 when unknown
     if who.role is Role.AGENT:
@@ -101,7 +116,7 @@ async def _pump(hub: LiveHub, resp: web.StreamResponse, sub: Subscriber, sent: i
 )
 async def events(request: web.Request) -> web.StreamResponse:
     hub = request.app[LIVE]
-    last = _last_event_id(request)
+    last = await _last_event_id(request, hub)
     flt = await _filter(request)
     if not hub.running:
         raise ApiError(503, "unavailable", "the server is shutting down")

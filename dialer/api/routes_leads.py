@@ -18,7 +18,8 @@ from aiohttp import web
 from dialer.api.auth import READERS, STAFF, principal, requires
 from dialer.api.csv_body import CsvReader, bad_body, body_kind, decode
 from dialer.api.docs import doc, reply
-from dialer.api.errors import ApiError, parse, query_int
+from dialer.api.errors import ApiError, parse, parse_import, query_int
+from dialer.api.guard import IMPORT_BODY, body_limit
 from dialer.api.keys import RUNTIME
 from dialer.api.schemas import AttemptOut, LeadDetail, LeadOut, PositionOut
 from dialer.api.schemas_in import (
@@ -32,11 +33,11 @@ from dialer.api.schemas_in import (
 )
 from dialer.errors import invalid
 from dialer.usecases.leads import MAX_IMPORT, ImportResult, LeadOps
+from dialer.usecases.limits import DIGITS, digits_id
 
 routes = web.RouteTableDef()
 
 FIELDS = frozenset({"phone", "email", "first_name", "last_name", "company", "timezone"})
-_ID = re.compile(r"[0-9]{1,18}")  # lead ids are 64-bit integers
 
 
 def ops(request: web.Request) -> LeadOps:
@@ -45,9 +46,10 @@ def ops(request: web.Request) -> LeadOps:
 
 def _lead_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not _ID.fullmatch(raw):
+    lead_id = digits_id(raw)  # lead ids are 64-bit integers, written in ASCII digits
+    if lead_id is None:
         raise ApiError(404, "not_found", f"no lead {raw!r}", {"id": raw})
-    return int(raw)
+    return lead_id
 
 
 # -- CSV -------------------------------------------------------------------------------------
@@ -103,6 +105,18 @@ def parse_csv(text: str) -> CsvRows:
     return out
 
 
+async def _import_json(request: web.Request, campaign_id: str) -> ImportResult:
+    """A JSON import: rows the input boundary refuses (a NUL in a name, a number out of
+    range) are rejected by number like any other bad row; the others are imported."""
+    body, refused = await parse_import(request, LeadsIn, "leads")
+    kept = [i for i in range(len(body.leads)) if i not in refused]
+    result = await ops(request).add(campaign_id, [body.leads[i] for i in kept], first_row=0)
+    for rejected in result.rejected:
+        rejected["row"] = kept[rejected["row"]] + 1
+    result.rejected.extend({"row": i + 1, "errors": errors} for i, errors in refused.items())
+    return result
+
+
 async def _import_csv(request: web.Request, campaign_id: str) -> ImportResult:
     parsed = parse_csv(decode(await request.read(), request.charset))
     result = await ops(request).add(campaign_id, parsed.rows, first_row=0)
@@ -115,6 +129,7 @@ async def _import_csv(request: web.Request, campaign_id: str) -> ImportResult:
 # -- routes ----------------------------------------------------------------------------------
 @routes.post("/api/v1/campaigns/{id}/leads")
 @requires(*STAFF)
+@body_limit(IMPORT_BODY)
 @doc(
     "Add leads: JSON {leads: [...]} or text/csv with a header row; bad rows are reported "
     "by number and the good rows kept",
@@ -126,8 +141,7 @@ async def _import_csv(request: web.Request, campaign_id: str) -> ImportResult:
 async def add(request: web.Request) -> web.Response:
     campaign_id = request.match_info["id"]
     if body_kind(request) == "json":
-        body = await parse(request, LeadsIn)
-        result = await ops(request).add(campaign_id, body.leads, first_row=1)
+        result = await _import_json(request, campaign_id)
     else:
         result = await _import_csv(request, campaign_id)
     rejected = sorted(result.rejected, key=lambda r: int(r["row"]))
@@ -144,7 +158,7 @@ async def add(request: web.Request) -> web.Response:
 async def page(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 100, lo=1, hi=1000)
     cursor = request.query.get("cursor", "")
-    if cursor and not _ID.fullmatch(cursor):
+    if cursor and not DIGITS.fullmatch(cursor):
         raise invalid(
             "cursor",
             "not a cursor from this API",

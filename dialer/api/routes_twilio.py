@@ -16,10 +16,12 @@ unknown call (an abandoned call must hear it, §7.3).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
+from multidict import MultiDict, MultiDictProxy
 
 from dialer.api.docs import doc
 from dialer.api.errors import ApiError, unavailable_response
@@ -30,6 +32,7 @@ from dialer.domain.states import ATTEMPT_FINAL, AttemptStatus
 from dialer.store import campaigns as campaign_store
 from dialer.store.db import describe, unavailable
 from dialer.store.models import Attempt
+from dialer.usecases.limits import digits_id, text_problem
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -37,6 +40,8 @@ routes = web.RouteTableDef()
 FORM = ("application/x-www-form-urlencoded",)
 ATTEMPT_QUERY = {"attempt": "string"}
 SIGNATURE = "X-Twilio-Signature"
+_SID = re.compile(r"[A-Za-z0-9]{1,64}")  # Twilio's are CA + 32 hex digits
+_DURATION = re.compile(r"[0-9]{1,7}")  # whole seconds (a call lasts at most 4 hours)
 Builder = Callable[[str, Mapping[str, str], float], CallEvent | None]
 # A callback is answered 204 when applied, 200 when ignored (see the module's docstring).
 CALLBACK_DOC: dict[str, Any] = {
@@ -45,44 +50,94 @@ CALLBACK_DOC: dict[str, Any] = {
     "status": 204,
     "other": {200: None, 503: None},
     "query": ATTEMPT_QUERY,
-    "errors": (403,),
+    "errors": (400, 403, 413, 415),
 }
+
+
+async def _form(request: web.Request) -> MultiDictProxy[str]:
+    """The posted form, as Twilio posts it (URL-encoded text fields); 415 or 400 otherwise."""
+    if request.body_exists and request.content_type != FORM[0]:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"send {FORM[0]}, not {request.content_type}",
+            {"content_type": request.content_type},
+        )
+    try:
+        form = await request.post()
+    except (ValueError, LookupError):  # not UTF-8 (or the charset it names), or unknown one
+        raise ApiError(400, "bad_form", "the form cannot be read") from None
+    fields: MultiDict[str] = MultiDict()
+    for key, value in form.items():
+        if not isinstance(value, str) or text_problem(key) or text_problem(value):
+            # Twilio sends text fields only; a NUL or a lone surrogate never reaches the
+            # signature check (it cannot be encoded) or the database (PostgreSQL refuses it).
+            raise ApiError(400, "bad_form", f"form field {key[:40]!r} is not plain text")
+        fields.add(key, value)
+    return MultiDictProxy(fields)
 
 
 async def signed_form(request: web.Request) -> dict[str, str]:
     """The posted form, if `X-Twilio-Signature` proves Twilio sent it; 403 otherwise."""
     settings = request.app[SETTINGS]
-    form = await request.post()
+    form = await _form(request)
     signature = request.headers.get(SIGNATURE, "")
     token = settings.twilio_auth_token
-    params = {k: v for k, v in form.items() if isinstance(v, str)}
     valid = False
-    if signature and token is not None and len(params) == len(form):
+    if signature and token is not None:
         try:
             from twilio.request_validator import RequestValidator
         except ImportError:  # without the `dialer[twilio]` extra nothing can be checked
             RequestValidator = None
         if RequestValidator is not None:
-            url = settings.public_base_url.rstrip("/") + request.path_qs
-            valid = RequestValidator(token.get_secret_value()).validate(url, form, signature)
+            # Twilio signs the URL as it requested it: the raw path and query, not decoded.
+            url = settings.public_base_url.rstrip("/") + request.raw_path
+            try:
+                valid = RequestValidator(token.get_secret_value()).validate(url, form, signature)
+            except (UnicodeError, ValueError):  # a URL or signature nothing could have signed
+                valid = False
     if not valid:
         log.warning("twilio.bad_signature", extra={"path": request.path})
         raise ApiError(403, "bad_signature", f"{SIGNATURE} is missing or does not match")
-    return params
+    return {key: value for key, value in form.items()}
+
+
+def plausible(params: Mapping[str, str]) -> dict[str, str]:
+    """The callback's fields, less a CallDuration that is not whole seconds: Twilio sends
+    digits, and `inf` or `1e308` would become a talk time (docs/api.md §10)."""
+    out = dict(params)
+    if not _DURATION.fullmatch(out.get("CallDuration", "0")):
+        del out["CallDuration"]
+    return out
+
+
+def attempt_of(request: web.Request) -> int | None:
+    """The attempt a callback names (`?attempt=<id>`, ASCII digits), or None."""
+    return digits_id(request.query.get("attempt"))
+
+
+def call_sid(params: Mapping[str, str]) -> str | None:
+    """The callback's CallSid if it can be one (it is stored as the attempt's carrier id)."""
+    sid = params.get("CallSid", "")
+    return sid if not sid or _SID.fullmatch(sid) else None
 
 
 async def known_attempt(request: web.Request, params: Mapping[str, str]) -> Attempt | None:
     """The attempt row the callback names, if it exists and is about this call."""
-    raw = request.query.get("attempt", "")
-    sid = params.get("CallSid", "")
+    attempt_id = attempt_of(request)
+    sid = call_sid(params)
     row = None
-    if raw.isdigit() and len(raw) <= 18:
+    if attempt_id is not None and sid is not None:
         async with request.app[RUNTIME].db.reader() as s:
-            row = await campaign_store.voice_attempt(s, int(raw))
+            row = await campaign_store.voice_attempt(s, attempt_id)
     if row is None or (row.carrier_id and sid and row.carrier_id != sid):
         log.warning(
             "twilio.unknown_attempt",
-            extra={"path": request.path, "attempt": raw[:20], "call_sid": sid[:40]},
+            extra={
+                "path": request.path,
+                "attempt": request.query.get("attempt", "")[:20],
+                "call_sid": params.get("CallSid", "")[:40],
+            },
         )
         return None
     return row
@@ -103,10 +158,10 @@ async def _report(request: web.Request, kind: str) -> web.Response:
                 "error": describe(exc),
             },
         )
-        raw = request.query.get("attempt", "")
-        if raw.isdigit() and len(raw) <= 18:
+        attempt_id = attempt_of(request)
+        if attempt_id is not None:
             # Twilio does not retry: ask it about this call as soon as the database is back.
-            request.app[RUNTIME].engine.reconciler.defer(int(raw))
+            request.app[RUNTIME].engine.reconciler.defer(attempt_id)
         return unavailable_response("the database is unavailable; the callback was not applied")
 
 
@@ -114,6 +169,7 @@ async def _apply(request: web.Request, kind: str, params: Mapping[str, str]) -> 
     from dialer.channels import twiml  # the `dialer[twilio]` extra is there: it was signed
 
     build: Builder = twiml.amd_event if kind == "amd" else twiml.status_event
+    params = plausible(params)
     row = await known_attempt(request, params)
     if row is None:
         return web.Response(status=200, text="")
@@ -134,7 +190,7 @@ async def _apply(request: web.Request, kind: str, params: Mapping[str, str]) -> 
     content_types=FORM,
     produces="application/xml",
     query=ATTEMPT_QUERY,
-    errors=(403,),
+    errors=(400, 403, 413, 415),
 )
 async def voice(request: web.Request) -> web.Response:
     """The call was answered: put the customer into the attempt's conference.

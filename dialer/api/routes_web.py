@@ -16,6 +16,7 @@ from aiohttp import web
 
 from dialer.api.docs import doc
 from dialer.api.errors import ApiError
+from dialer.usecases.limits import text_problem
 
 routes = web.RouteTableDef()
 
@@ -54,7 +55,9 @@ TYPES = {
 def _file(root: Path, relative: str) -> Path:
     """`relative` inside `root`, or 404: no traversal, no hidden files, known types only."""
     parts = relative.split("/")
-    if not relative or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+    if not relative or text_problem(relative, max_length=200) is not None:
+        raise ApiError(404, "not_found", "no such file")  # a NUL would reach the filesystem
+    if any(p in ("", ".", "..") or p.startswith(".") for p in parts):
         raise ApiError(404, "not_found", "no such file")
     path = (root / relative).resolve()
     if not path.is_relative_to(root.resolve()) or path.suffix not in TYPES or not path.is_file():

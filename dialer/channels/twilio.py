@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import re
 from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +42,7 @@ from dialer.channels.base import (
 from dialer.clock import Clock
 from dialer.domain.contacts import mask_phone
 from dialer.domain.states import AttemptStatus
+from dialer.logs import mask_text
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ MIN_RING_TIMEOUT = 15  # US rules: an unanswered call rings at least 15 s
 MAX_RING_TIMEOUT = 600  # Twilio's maximum
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 CALL_NOT_IN_PROGRESS = 21220  # Twilio's error for an update of a call that has ended
-_PHONE = re.compile(r"\+?\d{7,15}")
 _REMEMBERED = 100_000  # entries of each per-process map
 # Twilio's StartTime filter has a granularity of days in its docs and our clocks may differ.
 LOOKUP_SLACK_SECONDS = 300.0
@@ -58,7 +57,7 @@ LOOKUP_SLACK_SECONDS = 300.0
 
 def _masked(text: str) -> str:
     """Twilio's error messages may quote the number dialled: never let it reach a log."""
-    return _PHONE.sub(lambda m: mask_phone(m.group()), text)
+    return mask_text(text)
 
 
 class TwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]

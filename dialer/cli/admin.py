@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from dialer.config import Settings
+from dialer.cli.settings import load_settings
 from dialer.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def _with_accounts(action: Callable[[Accounts], Awaitable[T]]) -> T:
     from dialer.store.migrate import migrate
     from dialer.usecases.accounts import Accounts
 
-    settings = Settings()
+    settings = load_settings()
 
     async def main() -> T:
         db = Database(settings.database_url)

@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from dialer.cli.client import ApiFailure, Client, local_url
-from dialer.config import Settings
+from dialer.cli.settings import load_settings
 
 T = TypeVar("T")
 campaign_app = typer.Typer(help="Control campaigns over the HTTP API", no_args_is_help=True)
@@ -39,7 +39,7 @@ CampaignId = Annotated[str, typer.Argument(help="campaign id", show_default=Fals
 def _base_url(url: str | None) -> str:
     if url:
         return url
-    settings = Settings()
+    settings = load_settings()
     return local_url(settings.host, settings.port)
 
 

@@ -10,6 +10,7 @@ import typer
 
 from dialer.cli.admin import token_app, user_app
 from dialer.cli.campaign import campaign_app
+from dialer.cli.settings import load_settings
 from dialer.config import Settings
 from dialer.logs import configure
 
@@ -20,7 +21,7 @@ app.add_typer(campaign_app, name="campaign")
 
 
 def _settings(**overrides: object) -> Settings:
-    settings = Settings()
+    settings = load_settings()
     return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
 

@@ -21,9 +21,11 @@ class LinkSigner:
     def lead_of_unsubscribe_token(self, token: str) -> int | None:
         """The lead a signed unsubscribe token names, or None if it is not ours."""
         lead, _, mac = token.partition(".")
-        if not lead.isdigit() or len(lead) > 18:
+        # `isdigit()` alone lets "²" through to int(); non-ASCII never reaches the compare.
+        if not (lead.isascii() and lead.isdigit()) or len(lead) > 18 or not mac.isascii():
             return None
-        return int(lead) if hmac.compare_digest(mac, self._mac(int(lead))) else None
+        ours = self._mac(int(lead)).encode()
+        return int(lead) if hmac.compare_digest(mac.encode(), ours) else None
 
     def _mac(self, lead_id: int) -> str:
         digest = hmac.new(self.secret, f"unsub:{lead_id}".encode(), hashlib.sha256)

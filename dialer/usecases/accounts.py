@@ -16,9 +16,12 @@ from dialer.errors import Conflict, ValidationFailed
 from dialer.store import accounts as store
 from dialer.store.auth_models import ApiToken, Session, User
 from dialer.store.db import Database
+from dialer.usecases.limits import text_problem
 
 SESSION_SECONDS = 12 * 3600.0
 USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+# A token's name is its actor in the audit trail ("<role>:<name>", events.actor holds 100).
+TOKEN_NAME_MAX = 64
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
@@ -94,6 +97,9 @@ class Accounts:
             raise ValidationFailed(
                 "an agent token names its agent", [{"field": "agent_id", "message": "required"}]
             )
+        problem = text_problem(name, single_line=True, max_length=TOKEN_NAME_MAX)
+        if problem:
+            raise ValidationFailed(f"name: {problem}", [{"field": "name", "message": problem}])
         token_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         row = ApiToken(

@@ -22,6 +22,7 @@ from dialer.store import events
 from dialer.store import leads as lead_store
 from dialer.store.db import Database
 from dialer.store.models import Agent, Attempt, Campaign, Lead
+from dialer.usecases.limits import text_problem
 from dialer.usecases.ports import EngineControl
 
 AGENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -49,6 +50,9 @@ class AgentOps:
             raise ValidationFailed(
                 "bad name", [{"field": "name", "message": "1 to 200 characters"}]
             )
+        problem = text_problem(name, single_line=True)
+        if problem:
+            raise ValidationFailed("bad name", [{"field": "name", "message": problem}])
         agent_id = agent_id or "a_" + secrets.token_hex(5)
         if not AGENT_ID.match(agent_id):
             raise ValidationFailed(

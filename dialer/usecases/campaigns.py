@@ -6,6 +6,7 @@ The API's handlers are thin calls into this class; so are the CLI and the tests.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 
 from dialer.agents import pool
 from dialer.clock import Clock
-from dialer.domain.campaign import CampaignPatch, CampaignSpec, Channel, VoiceStep
+from dialer.domain.campaign import CampaignPatch, CampaignSpec, Channel, EmailStep, VoiceStep
 from dialer.domain.contacts import ContactError, normalize_phone
 from dialer.domain.links import LinkSigner
 from dialer.domain.states import CAMPAIGN_EDITABLE, CampaignAction, CampaignState
@@ -36,9 +37,11 @@ from dialer.store import events
 from dialer.store.db import Database, DbSession
 from dialer.store.models import Agent, Attempt, Campaign, Event
 from dialer.store.stats import CampaignStats, campaign_stats
+from dialer.usecases import limits
 from dialer.usecases.agents import AgentOps
 from dialer.usecases.dnc import DncOps
 from dialer.usecases.leads import LeadOps
+from dialer.usecases.limits import UNSUBSCRIBE_TOKEN, ZONE_NAME, text_problem
 from dialer.usecases.ports import EngineControl
 
 log = logging.getLogger(__name__)
@@ -117,16 +120,84 @@ def channel_statuses(spec: CampaignSpec, latest: dict[str, Event]) -> dict[str, 
     return out
 
 
+_OFFSET = re.compile(r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)\s*$")
+
+
+def _pre_check(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the model cannot refuse by itself, checked on the raw input first: a very long
+    zone name makes zoneinfo raise OSError, and a window time with an offset (or a number,
+    read as UTC) makes the start/end comparison raise TypeError (neither is the ValueError
+    pydantic reports)."""
+    schedule = data.get("schedule")
+    if not isinstance(schedule, dict):
+        return []
+    errors: list[dict[str, Any]] = []
+    zone = schedule.get("timezone")
+    if isinstance(zone, str) and (len(zone) > limits.MAX_ZONE or not ZONE_NAME.fullmatch(zone)):
+        errors.append({"field": "schedule.timezone", "message": f"unknown time zone {zone[:80]!r}"})
+    windows = schedule.get("windows")
+    for i, window in enumerate(windows if isinstance(windows, list) else []):
+        for end in ("start", "end"):
+            value = window.get(end) if isinstance(window, dict) else None
+            # A number is read as seconds since midnight UTC: an aware time too.
+            if isinstance(value, int | float) or (isinstance(value, str) and _OFFSET.search(value)):
+                errors.append(
+                    {
+                        "field": f"schedule.windows.{i}.{end}",
+                        "message": "a local time (HH:MM) without an offset",
+                    }
+                )
+    return errors
+
+
+def _bounds(spec: CampaignSpec) -> list[dict[str, Any]]:
+    """The limits the model does not state (docs/api.md §4.1): delays, counts, lengths and
+    text a database and a mail header take."""
+    errors: list[dict[str, Any]] = []
+
+    def check(name: str, problem: str | None) -> None:
+        if problem:
+            errors.append({"field": name, "message": problem})
+
+    check("name", text_problem(spec.name, single_line=True, max_length=200))
+    for i, step in enumerate(spec.sequence):
+        for attr in ("delay_seconds", "retry_delay_seconds"):
+            if getattr(step, attr) > limits.MAX_DELAY_SECONDS:
+                check(f"sequence.{i}.{attr}", f"at most {limits.MAX_DELAY_SECONDS:.0f} seconds")
+        if isinstance(step, EmailStep):
+            check(f"sequence.{i}.subject", text_problem(step.subject, single_line=True))
+            check(f"sequence.{i}.body", text_problem(step.body, max_length=limits.MAX_EMAIL_BODY))
+    if spec.schedule is not None and len(spec.schedule.windows) > limits.MAX_WINDOWS:
+        check("schedule.windows", f"at most {limits.MAX_WINDOWS} windows")
+    if len(spec.caller_ids) > limits.MAX_CALLER_IDS:
+        check("caller_ids", f"at most {limits.MAX_CALLER_IDS} numbers")
+    if spec.sender is not None:
+        check(
+            "sender.name",
+            text_problem(spec.sender.name, single_line=True, max_length=limits.MAX_SENDER_NAME),
+        )
+    if len(spec.agent_ids) > limits.MAX_AGENT_IDS:
+        check("agent_ids", f"at most {limits.MAX_AGENT_IDS} agents")
+    else:
+        for i, agent_id in enumerate(spec.agent_ids):
+            if not limits.is_id(agent_id):
+                check(f"agent_ids.{i}", "not an agent id")
+    check("custom", limits.custom_problem(spec.custom))
+    return errors
+
+
 def validate_spec(data: dict[str, Any]) -> CampaignSpec:
+    if errors := _pre_check(data):
+        raise ValidationFailed("invalid campaign", errors)
     try:
         spec = CampaignSpec.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed("invalid campaign", field_errors(exc)) from None
-    errors: list[dict[str, Any]] = []
+    errors = _bounds(spec)
     caller_ids: list[str] = []
-    for i, raw in enumerate(spec.caller_ids):
+    for i, raw in enumerate(spec.caller_ids[: limits.MAX_CALLER_IDS]):
         try:
-            caller_ids.append(normalize_phone(raw))
+            caller_ids.append(normalize_phone(raw[:64]))
         except ContactError as exc:
             errors.append({"field": f"caller_ids.{i}", "message": exc.message})
     if spec.has_voice and not spec.caller_ids:
@@ -136,6 +207,34 @@ def validate_spec(data: dict[str, Any]) -> CampaignSpec:
     if errors:
         raise ValidationFailed("invalid campaign", errors)
     return spec.model_copy(update={"caller_ids": caller_ids})
+
+
+async def unknown_agents(s: DbSession, agent_ids: list[str]) -> list[dict[str, Any]]:
+    """A field error for each agent id that names no agent (422, not a campaign that waits
+    for agents who will never come)."""
+    errors: list[dict[str, Any]] = []
+    for i, agent_id in enumerate(agent_ids):
+        if agent_id not in agent_ids[:i] and await agent_store.get(s, agent_id) is None:
+            errors.append({"field": f"agent_ids.{i}", "message": f"no agent {agent_id!r}"})
+    return errors
+
+
+def _schedule_problem(at: float | None, now: float) -> None:
+    if at is not None and at > now + limits.MAX_SCHEDULE_SECONDS:
+        raise invalid(
+            "at",
+            f"at most {limits.MAX_SCHEDULE_SECONDS / 86400:.0f} days ahead",
+            summary="at is too far ahead",
+        )
+
+
+def lead_of_unsubscribe_token(links: LinkSigner, token: str) -> int | None:
+    """The lead a signed unsubscribe token names, or None. The token must have the shape the
+    signer makes (ASCII digits, a dot, 32 hex digits) before it is decoded: '²' passes
+    isdigit() and then fails int(), and compare_digest refuses non-ASCII text."""
+    if not UNSUBSCRIBE_TOKEN.fullmatch(token):
+        return None
+    return links.lead_of_unsubscribe_token(token)
 
 
 class Service:
@@ -179,6 +278,8 @@ class Service:
             updated_at=now,
         )
         async with self.db.session() as s:
+            if errors := await unknown_agents(s, spec.agent_ids):
+                raise ValidationFailed("invalid campaign", errors)
             s.add(c)
             events.record(
                 s,
@@ -197,6 +298,8 @@ class Service:
     async def update_campaign(
         self, campaign_id: str, data: dict[str, Any], *, actor: str, if_version: int | None = None
     ) -> Campaign:
+        if errors := _pre_check(data):
+            raise ValidationFailed("invalid campaign change", errors)
         try:
             patch = CampaignPatch.model_validate(data)
         except ValidationError as exc:
@@ -220,6 +323,8 @@ class Service:
                     summary="the resume policy is fixed once a campaign has started",
                 )
             spec = validate_spec({**c.config, **changes})
+            if "agent_ids" in changes and (errors := await unknown_agents(s, spec.agent_ids)):
+                raise ValidationFailed("invalid campaign change", errors)
             c.config = spec.model_dump(mode="json")
             c.name = spec.name
             c.version += 1
@@ -287,10 +392,12 @@ class Service:
 
     # -- control ---------------------------------------------------------------------------
     async def start(self, campaign_id: str, *, actor: str, at: float | None = None) -> Campaign:
+        _schedule_problem(at, self.clock.now())
         change = await self._transition(campaign_id, CampaignAction.START, actor=actor, at=at)
         return change.campaign
 
     async def resume(self, campaign_id: str, *, actor: str, at: float | None = None) -> Campaign:
+        _schedule_problem(at, self.clock.now())
         change = await self._transition(campaign_id, CampaignAction.RESUME, actor=actor, at=at)
         return change.campaign
 
@@ -374,10 +481,14 @@ class Service:
                 paused.append(c.id)
         return paused
 
+    def unsubscribe_lead(self, token: str) -> int | None:
+        """The lead a signed unsubscribe token names, or None."""
+        return lead_of_unsubscribe_token(self.links, token)
+
     async def unsubscribe(self, token: str) -> list[int]:
         """RFC 8058 one-click unsubscribe: honoured at once for every open lead with that
         address, in every campaign. Returns the leads stopped (empty when already done)."""
-        lead_id = self.links.lead_of_unsubscribe_token(token)
+        lead_id = self.unsubscribe_lead(token)
         if lead_id is None:
             raise NotFound("unknown unsubscribe link")
         lead, _ = await self.leads.get(lead_id)

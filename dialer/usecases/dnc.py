@@ -15,6 +15,7 @@ from dialer.errors import NotFound, ValidationFailed
 from dialer.store import dnc as store
 from dialer.store.db import Database
 from dialer.store.models import DoNotCall
+from dialer.usecases.limits import text_problem
 
 MAX_DNC_IMPORT = 100_000
 
@@ -46,6 +47,9 @@ class DncOps:
                 f"at most {MAX_DNC_IMPORT} numbers per import",
                 [{"field": "phones", "message": f"{len(phones)} numbers; split the file"}],
             )
+        problem = None if reason is None else text_problem(reason, max_length=500)
+        if problem:
+            raise ValidationFailed(f"reason: {problem}", [{"field": "reason", "message": problem}])
         result = DncResult()
         good: dict[str, None] = {}  # insertion-ordered set
         for i, raw in enumerate(phones):

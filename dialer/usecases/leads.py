@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from dialer.clock import Clock
 from dialer.domain.campaign import CampaignSpec, Channel
@@ -34,6 +35,7 @@ from dialer.store import lead_queries
 from dialer.store import leads as lead_store
 from dialer.store.db import Database
 from dialer.store.models import Attempt, Campaign, Lead
+from dialer.usecases.limits import MAX_SCHEDULE_SECONDS, custom_problem, text_problem
 
 MAX_IMPORT = 100_000
 _NEEDS = {"phone": Channel.VOICE, "email": Channel.EMAIL}
@@ -49,6 +51,24 @@ class LeadIn(BaseModel):
     company: str | None = Field(default=None, max_length=200)
     timezone: str | None = Field(default=None, max_length=64)
     custom: dict[str, Any] = Field(default_factory=dict)
+
+    # A NUL byte or a lone surrogate in one row rejects that row, on SQLite as on PostgreSQL
+    # (which would refuse the whole import's insert); docs/api.md §5.
+    @field_validator("phone", "email", "first_name", "last_name", "company", "timezone")
+    @classmethod
+    def _plain_text(cls, value: str | None) -> str | None:
+        problem = None if value is None else text_problem(value)
+        if problem:
+            raise PydanticCustomError("text", problem)
+        return value
+
+    @field_validator("custom")
+    @classmethod
+    def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problem = custom_problem(value)
+        if problem:
+            raise PydanticCustomError("custom", problem)
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,9 +281,15 @@ class LeadOps:
     async def pause(
         self, lead_id: int, *, actor: str, reason: str | None = None, until: float | None = None
     ) -> Lead:
-        if until is not None and until <= self.clock.now():
+        now = self.clock.now()
+        if until is not None and until <= now:
             raise ValidationFailed(
                 "until must be in the future", [{"field": "until", "message": "in the past"}]
+            )
+        if until is not None and until > now + MAX_SCHEDULE_SECONDS:
+            days = f"{MAX_SCHEDULE_SECONDS / 86400:.0f}"
+            raise ValidationFailed(
+                "until is too far ahead", [{"field": "until", "message": f"at most {days} days"}]
             )
         return await self._control(
             lead_id, LeadAction.PAUSE, actor=actor, reason=reason, until=until

@@ -86,6 +86,10 @@ async def test_config_changes_only_when_editable_and_at_the_right_version(
         with pytest.raises(InvalidState):
             await h.service.update_campaign(c.id, {"name": "C"}, actor=ADMIN)
         await h.service.pause(c.id, actor=ADMIN)
+        with pytest.raises(ValidationFailed) as err:  # nobody has that id
+            await h.service.update_campaign(c.id, {"agent_ids": ["a9"]}, actor=ADMIN)
+        assert err.value.errors[0]["field"].startswith("agent_ids")
+        await h.service.agents.create("Agent Nine", agent_id="a9")
         paused = await h.service.update_campaign(c.id, {"agent_ids": ["a9"]}, actor=ADMIN)
         assert paused.config["agent_ids"] == ["a9"]
         assert paused.config["sequence"][1]["subject"] == "Hello {first_name}"  # kept
