@@ -12,12 +12,15 @@ import itertools
 import os
 import socket
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dialer.channels.base import ChannelError, EmailMessage
 from dialer.channels.mime import build_message, new_message_id
 from dialer.clock import Clock
+
+REMEMBER_KEYS = 100_000  # idempotency keys kept (about 15 MB)
 
 
 @dataclass(slots=True)
@@ -29,22 +32,29 @@ class _KeyLock:
 class MaildirEmail:
     """Writes each message to `root` (a Maildir, created if missing).
 
-    Idempotent on `idempotency_key` within the process: sending a key again returns the first
-    Message-ID and writes nothing; a send of a key already being written waits for that write
-    and returns its Message-ID. Sends of different keys write side by side. Addresses in
-    `fail_addresses` fail with a retryable error.
+    Idempotent on `idempotency_key` within the process (the last `remember` keys: a resend
+    comes within a lease of the first send, memory stays flat): sending a key again returns
+    the first Message-ID and writes nothing; a send of a key already being written waits
+    for that write and returns its Message-ID. Sends of different keys write side by side.
+    Addresses in `fail_addresses` fail with a retryable error.
     """
 
     name = "simulated"
     _seq = itertools.count(1)  # shared by every instance: names stay unique in the process
 
     def __init__(
-        self, root: Path, clock: Clock, *, fail_addresses: frozenset[str] = frozenset()
+        self,
+        root: Path,
+        clock: Clock,
+        *,
+        fail_addresses: frozenset[str] = frozenset(),
+        remember: int = REMEMBER_KEYS,
     ) -> None:
         self.root = root
         self._clock = clock
         self._fail = frozenset(a.lower() for a in fail_addresses)
-        self._sent: dict[str, str] = {}
+        self._sent: OrderedDict[str, str] = OrderedDict()
+        self._remember = remember
         self._writing: dict[str, _KeyLock] = {}  # keys with a send in flight
         self._ready = False  # tmp/, new/ and cur/ exist
         self._host = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
@@ -65,6 +75,8 @@ class MaildirEmail:
                     return known
                 message_id = await self._write_new(message)
                 self._sent[key] = message_id
+                if len(self._sent) > self._remember:
+                    self._sent.popitem(last=False)
                 return message_id
         finally:
             entry.users -= 1

@@ -112,12 +112,17 @@ def _lognormal(rng: random.Random, mean: float, floor: float, sigma: float) -> f
     return max(floor, rng.lognormvariate(math.log(mean) - sigma * sigma / 2, sigma))
 
 
+KEEP_FINISHED = 5_000  # finished calls the simulated carrier remembers (about 9 MB)
+
+
 class SimulatedVoice:
     """The `VoiceChannel` of the demo and the benchmarks.
 
     `record` is the carrier's call log (carrier id -> `SimCall`), `counts` its counters.
     `time_scale` divides every duration (reported durations too); `math.inf` makes them all 0.
-    `calls_per_second` is the account's rate in clock time, not scaled.
+    `calls_per_second` is the account's rate in clock time, not scaled. The log keeps the
+    `keep_finished` most recent finished calls (memory stays flat over millions of calls);
+    a lookup of a call older than the ones it forgot answers "unknown", never "not placed".
     """
 
     name = "simulated"
@@ -130,6 +135,7 @@ class SimulatedVoice:
         seed: int | None = None,
         time_scale: float = 1.0,
         calls_per_second: float | None = None,
+        keep_finished: int = KEEP_FINISHED,
     ) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be > 0")
@@ -145,6 +151,9 @@ class SimulatedVoice:
         self._interval = 0.0 if calls_per_second is None else 1.0 / calls_per_second
         self._next_exit = -math.inf
         self._by_key: dict[str, SimCall] = {}
+        self._keep = keep_finished
+        self._finished: deque[SimCall] = deque()
+        self._forgot_until = -math.inf  # the latest dial time of a call the log dropped
         self._sink: CallEventSink | None = None
         self._closed = False
         # The record covers calls placed since this carrier came up; of older ones (a crash
@@ -253,8 +262,10 @@ class SimulatedVoice:
         call = self._by_key.get(query.idempotency_key)
         if call is not None:
             return CallFate(FateKind.KNOWN, call.timeline[-1])
-        if query.placed_after >= self._born:
+        if query.placed_after >= self._born and query.placed_after > self._forgot_until:
             return NOT_PLACED
+        if query.placed_after >= self._born:
+            return CallFate(FateKind.UNKNOWN, why="the carrier's record of calls that old is gone")
         return CallFate(FateKind.UNKNOWN, why="the carrier's record died with its process")
 
     async def close(self) -> None:
@@ -299,6 +310,7 @@ class SimulatedVoice:
         if status in ATTEMPT_FINAL:
             call.phase = Phase.DONE
             self.counts[status.value] += 1
+            self._forget_old(call)
         call._outbox.append(event)
         if not call._flushing:
             call._flushing = True
@@ -332,6 +344,14 @@ class SimulatedVoice:
             delay = min(REDELIVERY_CAP, REDELIVERY_BASE * 2 ** (call._failures - 1))
             call._flushing = True
             call._flusher = self._clock.schedule(delay, lambda: self._flush(call))
+
+    def _forget_old(self, done: SimCall) -> None:
+        self._finished.append(done)
+        while len(self._finished) > self._keep:
+            call = self._finished.popleft()
+            self.record.pop(call.carrier_id, None)
+            self._by_key.pop(call.request.idempotency_key, None)
+            self._forgot_until = max(self._forgot_until, call.timeline[0].at)
 
     def _scaled(self, seconds: float) -> float:
         return 0.0 if math.isinf(self._scale) else seconds / self._scale

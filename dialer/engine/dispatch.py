@@ -310,13 +310,20 @@ class Dispatcher:
                     continue
             prior = LeadStatus(lead.status)
             attempt = _next_attempt(
-                c, lead, channel, AttemptStatus.CREATED, now, worker_id=self.d.tuning.worker_id
+                c,
+                lead,
+                channel,
+                AttemptStatus.CREATED,
+                now,
+                worker_id=self.d.tuning.worker_id,
+                count=False,  # counted below: the leads stay clean until the INSERT
             )
             s.add(attempt)
             fresh.append((lead, attempt, prior))
         await s.flush()  # one batched INSERT; gives the attempt ids
         out: list[Prepared] = []
         for lead, attempt, prior in fresh:
+            lead.seq = attempt.try_no  # one UPDATE of the leads at commit, not two
             leads.dispatched(s, lead, attempt.id, now)
             out.append(
                 Prepared(
@@ -565,17 +572,21 @@ def _next_attempt(
     now: float,
     *,
     worker_id: str | None = None,
+    count: bool = True,
 ) -> Attempt:
-    """The lead's next try at its current step (the idempotency key names it)."""
-    lead.seq += 1
+    """The lead's next try at its current step (the idempotency key names it). With
+    `count=False` the caller sets `lead.seq` to the attempt's `try_no` itself."""
+    seq = lead.seq + 1
+    if count:
+        lead.seq = seq
     return attempt_store.new(
         campaign_id=c.id,
         campaign_version=c.version,
         lead_id=lead.id,
         step=lead.step,
-        try_no=lead.seq,
+        try_no=seq,
         channel=channel,
-        idem_key=idem_key(c.id, lead.id, lead.step, lead.seq),
+        idem_key=idem_key(c.id, lead.id, lead.step, seq),
         status=status,
         now=now,
         worker_id=worker_id,

@@ -177,3 +177,15 @@ async def test_a_failed_write_is_an_outage_and_leaves_the_key_free(tmp_path: Pat
     message_id = await channel.send(message())
     [mail] = stored(root)
     assert mail["Message-ID"] == message_id
+
+
+async def test_idempotency_remembers_the_latest_keys_only(tmp_path: Path) -> None:
+    """Memory stays flat: the channel remembers the last `remember` keys (a resend comes
+    within a lease of its first send); an older key is a new message."""
+    channel = MaildirEmail(tmp_path, FakeClock(), remember=2)
+    ids = [await channel.send(message(k)) for k in ("a", "b", "c")]
+    assert await channel.send(message("c")) == ids[2]
+    assert await channel.send(message("b")) == ids[1]
+    assert len(stored(tmp_path)) == 3
+    assert await channel.send(message("a")) != ids[0]  # forgotten: written again
+    assert len(stored(tmp_path)) == 4

@@ -401,3 +401,32 @@ def test_profile_rates_are_validated() -> None:
 def test_satisfies_the_voice_channel_interface() -> None:
     channel: VoiceChannel = SimulatedVoice(FakeClock())
     assert channel.name == "simulated"
+
+
+async def test_the_log_keeps_the_latest_finished_calls_and_never_says_not_placed_of_old_ones() -> (
+    None
+):
+    """Memory stays flat over millions of calls: the log forgets the oldest finished calls.
+    A call it forgot is 'unknown' to a lookup (the reconciler then never re-dials it); only
+    an attempt written after every forgotten call can be 'never placed'."""
+    busy = SimProfile(answer_rate=0.0, machine_rate=0.0, busy_rate=1.0, fail_rate=0.0)
+    clock = FakeClock(start=1000.0)
+    voice = SimulatedVoice(clock, busy, seed=7, keep_finished=2)
+    voice.set_sink(Sink())
+    for i in range(1, 4):
+        await voice.dial(request(i))
+        await clock.advance(10)
+    assert sorted(c.request.attempt_id for c in voice.record.values()) == ["a2", "a3"]
+    assert voice.counts["dialed"] == 3 and voice.counts["busy"] == 3
+    forgotten = await voice.lookup(query(1, placed_after=1000.0))
+    assert forgotten.kind is FateKind.UNKNOWN and "gone" in forgotten.why
+    kept = await voice.lookup(query(3, placed_after=1020.0))
+    assert kept.kind is FateKind.KNOWN and kept.event is not None
+    assert kept.event.status is S.BUSY
+    # An attempt written no later than a forgotten call's dial cannot be told apart from it;
+    # one written after every forgotten call can.
+    assert (await voice.lookup(query(9, placed_after=1000.0))).kind is FateKind.UNKNOWN
+    assert await voice.lookup(query(9, placed_after=1000.5)) == NOT_PLACED
+    # The idempotency key of a forgotten call is forgotten too: the carrier dials it anew.
+    await voice.dial(request(1))
+    assert voice.counts["dialed"] == 4
