@@ -92,6 +92,12 @@ async def raw_claim(rt: Runtime, campaign_id: str, batch: int, check_dnc: bool) 
     return {"claimed": claimed, "batches": batches, "seconds": wall, "per_s": claimed / wall}
 
 
+def rss_mb() -> float:
+    """This process's resident set now, in MB (after the engine's loop)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def _memory_dir() -> str | None:
     """The Maildir goes to a tmpfs where there is one: on one disk with PostgreSQL's WAL,
     file creation waits behind the database's fsyncs (measured: 12 us a file alone, 250 us
@@ -122,6 +128,7 @@ async def measure(backend: str, channel: str, args: argparse.Namespace) -> dict[
                 for c in (main, raw):
                     await bulk_leads(rt.db, c.id, args.leads, clock.now())
                 engine = await engine_loop(rt, clock, main.id, args.leads)
+                rss = rss_mb()
                 claim = await raw_claim(rt, raw.id, args.batch, check_dnc=channel == "voice")
                 sent = voice.counts["dialed"] if channel == "voice" else _mails(email.root)
     return {
@@ -136,6 +143,7 @@ async def measure(backend: str, channel: str, args: argparse.Namespace) -> dict[
         "raw_claimed": claim["claimed"],
         "ratio": engine["per_s"] / claim["per_s"],
         "channel_count": sent,
+        "rss_mb": rss,
     }
 
 
@@ -172,6 +180,7 @@ async def main() -> None:
             "raw claim rows/s",
             "raw s",
             "engine/raw",
+            "RSS MB",
         ],
         [
             [
@@ -183,6 +192,7 @@ async def main() -> None:
                 r["raw_per_s"],
                 r["raw_s"],
                 f"{r['ratio']:.3f}",
+                r["rss_mb"],
             ]
             for r in results
         ],
