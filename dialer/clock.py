@@ -181,6 +181,8 @@ class FakeClock:
             if self._wake_sleepers():
                 await self._yield()
                 continue
+            if not self._queue or self._queue[0][0] > self._now:
+                continue  # what was due was a sleeper that gave up (cancelled)
             handles = [heapq.heappop(self._queue)[2]]
             while self._concurrent and self._queue and self._queue[0][0] <= self._now:
                 handles.append(heapq.heappop(self._queue)[2])

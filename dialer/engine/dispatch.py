@@ -10,6 +10,7 @@ expires; the reconciler asks the carrier about it before anything is dialled aga
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -203,29 +204,56 @@ class Dispatcher:
                 await write(chunk)
             return sent
 
-        done = await asyncio.gather(*(one(p) for p in prepared), return_exceptions=True)
-        if unwritten:
-            await write(unwritten)
+        keeper = asyncio.create_task(self._keep_leases(lease), name="dispatch-leases")
+        try:
+            done = await asyncio.gather(*(one(p) for p in prepared), return_exceptions=True)
+            if unwritten:
+                await write(unwritten)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
         for outcome in done:
             if isinstance(outcome, BaseException):
                 raise outcome  # every hand-off has ended; the tick reports the failure
         return sum(n for n in done if isinstance(n, int))
 
-    async def _still_held(self, p: Prepared, lease: _Lease) -> bool:
+    async def _keep_leases(self, lease: _Lease) -> None:
+        """While the round runs, renew the leases of its leads not written yet, every third
+        of a lease: a hand-off in progress, or a sent mail waiting for its result to be
+        written, is never taken over by another worker's reconciler (which would send it
+        again). A renewal that fails (the database away) is tried at the next period."""
+        period = self.d.tuning.lease_seconds / 3
+        while True:
+            await self.d.clock.sleep(period)
+            try:
+                await self._renew(lease, self.d.clock.now(), force=True)
+            except Exception as exc:
+                log.warning("dispatch.lease_renewal_failed", extra={"error": repr(exc)})
+
+    async def _renew(self, lease: _Lease, now: float, *, force: bool = False) -> None:
         lease_s = self.d.tuning.lease_seconds
-        now = self.d.clock.now()
-        if now - lease.renewed > lease_s / 3:
-            async with lease.lock:
-                if now - lease.renewed > lease_s / 3:
-                    async with self.d.db.session() as s:
-                        lease.held = await lead_store.hold_claims(
-                            await s.connection(),
-                            self.d.tuning.worker_id,
-                            sorted(lease.open),
-                            now,
-                            now + lease_s,
-                        )
-                    lease.renewed = now
+        if not force and now - lease.renewed <= lease_s / 3:
+            return
+        async with lease.lock:
+            if not force and now - lease.renewed <= lease_s / 3:
+                return
+            if not lease.open:
+                return
+            async with self.d.db.session() as s:
+                held = await lead_store.hold_claims(
+                    await s.connection(),
+                    self.d.tuning.worker_id,
+                    sorted(lease.open),
+                    now,
+                    now + lease_s,
+                )
+            # A lead lost once stays lost (another worker may have taken it over).
+            lease.held = held if lease.held is None else lease.held & held
+            lease.renewed = now
+
+    async def _still_held(self, p: Prepared, lease: _Lease) -> bool:
+        await self._renew(lease, self.d.clock.now())
         if lease.held is not None and p.lead_id not in lease.held:
             log.warning(
                 "dispatch.lease_lost", extra={"campaign": p.campaign_id, "attempt": p.attempt_id}
@@ -448,18 +476,45 @@ class Dispatcher:
         step = spec.sequence[p.step]
         if not isinstance(step, EmailStep):
             raise RuntimeError(f"campaign {p.campaign_id}: step {p.step} is not an email step")
+        # Email that listens (docs/architecture.md §9.1): the mail's own signed Message-ID
+        # and VERP token, and every link of the body tracked through /c/<token>.
+        from dialer.domain.links import find_links, rewrite_links
+        from dialer.store import inbound as inbound_store
+
         sender = spec.sender
         base = self.d.tuning.public_base_url.rstrip("/")
+        from_ = sender.email if sender else "dialer@localhost"
+        body = step.body
+        urls = find_links(body)
+        if urls:
+            try:
+                ids = await inbound_store.link_ids(
+                    self.d.db, p.campaign_id, p.step, urls, self.d.clock.now()
+                )
+            except Exception as exc:  # the database is out: the mail goes, untracked
+                log.warning("email.links_untracked", extra={"error": type(exc).__name__})
+                ids = {}
+            signer = self.d.links
+            body = rewrite_links(
+                body,
+                lambda u: (
+                    f"{base}/c/{signer.click_token(p.attempt_id, ids[u])}" if u in ids else None
+                ),
+            )
         msg = EmailMessage(
             attempt_id=str(p.attempt_id),
             idempotency_key=p.idem_key,
             campaign_id=p.campaign_id,
             to=str(p.lead["email"]),
-            sender=sender.email if sender else "dialer@localhost",
+            sender=from_,
             sender_name=sender.name if sender else "",
             subject=render(step.subject, p.lead),
-            body=render(step.body, p.lead),
+            body=render(body, p.lead),
             unsubscribe_url=f"{base}/u/{self.d.links.unsubscribe_token(p.lead_id)}",
+            message_id=self.d.links.message_id(
+                p.attempt_id, from_.rpartition("@")[2] or "dialer.invalid"
+            ),
+            verp_token=self.d.links.verp_token(p.attempt_id),
         )
         try:
             message_id = await self.d.email.send(msg)
@@ -469,6 +524,9 @@ class Dispatcher:
             await self.reachable(Channel.EMAIL)
             self.d.metrics.dispatch.labels(Channel.EMAIL, "error").inc()
             self.d.metrics.emails_sent.labels(p.campaign_id, "failed").inc()
+            if getattr(exc, "bounce", False):  # a 5xx refusal at send: a synchronous bounce
+                final = Final(p.attempt_id, AttemptStatus.BOUNCED, error=str(exc), retryable=False)
+                return Handed(p, Kind.FINAL, final=final)
             return self._failed(p, str(exc), retryable=exc.retryable)
         await self.reachable(Channel.EMAIL)
         self.d.metrics.dispatch.labels(Channel.EMAIL, "ok").inc()

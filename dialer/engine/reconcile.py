@@ -201,8 +201,9 @@ class Reconciler:
         me = self.d.tuning.worker_id
         async with self.d.db.session() as s:
             c = await control.load(s, st.campaign_id)
-            lead = await lead_store.get(s, st.lead_id, lock=True)
+            # Attempt, then lead: the order every batch locks in (docs/architecture.md §6.5).
             attempt = await attempt_store.get(s, st.attempt_id, lock=True)
+            lead = await lead_store.get(s, st.lead_id, lock=True)
             if lead is None or attempt is None or attempt.status != AttemptStatus.CREATED:
                 return
             taken = (

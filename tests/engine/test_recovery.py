@@ -4,6 +4,7 @@ carrier that cannot be reached uses no try and holds the channel until it answer
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -305,3 +306,64 @@ async def test_a_round_longer_than_the_lease_keeps_its_leads(db_url: str, tmp_pa
             assert sent == len(rows) == 4, "a message was sent twice or not at all"
             assert calls == [0], "the other worker took over work that was still held"
             assert {r.status for r in rows} == {"sent"}
+
+
+class HeldMail(MaildirEmail):
+    """A mail server that holds every message until `gate` opens."""
+
+    def __init__(self, root: Path, clock: FakeClock) -> None:
+        super().__init__(root, clock)
+        self.gate = asyncio.Event()
+        self.holding = 0
+        self.four_in = asyncio.Event()
+
+    async def send(self, message: EmailMessage) -> str:
+        self.holding += 1
+        if self.holding == 4:
+            self.four_in.set()
+        await self.gate.wait()
+        return await super().send(message)
+
+
+async def test_hand_offs_in_progress_longer_than_the_lease_keep_their_leads(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Hand-offs run side by side: all four sends are with the mail server when the lease
+    would run out. The round renews their leases while it runs (docs/architecture.md §6.5),
+    so another worker's reconciler never takes them over and sends them again."""
+    clock, sim = carrier()
+    held = HeldMail(tmp_path / "maildir", clock)
+    config = settings(db_url, "a", email_concurrency=4)
+    async with Runtime.open(
+        config, clock=clock, voice=RecordingVoice(sim), email=held, run_engine=False
+    ) as a:
+        only_email = {"sequence": [{"channel": "email", "subject": "Hi", "body": "Hello"}]}
+        body = campaign_body("Held", {}, {**only_email, "caller_ids": []})
+        c = await a.service.create_campaign(body, actor=ADMIN)
+        await a.service.leads.add(c.id, leads(4))
+        await a.service.start(c.id, actor=ADMIN)
+        async with open_runtime(db_url, tmp_path, clock, sim, worker="b") as b:
+            tick = asyncio.create_task(a.engine.tick())
+            await asyncio.wait_for(held.four_in.wait(), timeout=30)  # a hang guard only
+            claimed = clock.now()
+
+            async def leases_until() -> list[float]:
+                async with a.db.session() as s:
+                    return [r.lease_until or 0.0 for r in (await s.scalars(select(Lead))).all()]
+
+            for step in range(1, 5):  # 80 s in steps of a third of the lease (60 s)
+                await clock.advance(20.0)
+                renewed = claimed + 20.0 * step + 60.0
+                for _ in range(3000):  # a hang guard: the renewal is a real database write
+                    if min(await leases_until()) >= renewed:
+                        break
+                    await asyncio.sleep(0.01)
+            assert min(await leases_until()) > clock.now() > claimed + 60.0
+            assert (await b.tick()).reconciled == 0
+            held.gate.set()
+            await tick
+            sent = len(list((tmp_path / "maildir" / "new").iterdir()))
+            async with a.db.session() as s:
+                attempts = list((await s.scalars(select(Attempt))).all())
+            assert sent == len(attempts) == 4, "a message was sent twice or not at all"
+            assert {r.status for r in attempts} == {"sent"}

@@ -539,10 +539,20 @@ class Cluster:
         return int(s["calls"]["in_flight"]) + int(s["emails"]["in_flight"])
 
     def wait_quiet(self, cids: list[str], seconds: float = 60) -> None:
-        """Until nothing of `cids` is in flight and every call at the fake has ended."""
+        """Until nothing of `cids` is in flight, no hand-off waits for its result to be written
+        (a `created` attempt: a sent mail's `sent` is written with its round's others,
+        docs/architecture.md §6.5) and every call at the fake has ended."""
 
         def quiet() -> bool:
             if any(self.in_flight(c) for c in cids):
+                return False
+            pending = query(
+                self.s.db_url,
+                "SELECT count(*) AS n FROM attempts WHERE status = 'created'"
+                " AND campaign_id = ANY($1::text[])",
+                cids,
+            )
+            if pending[0]["n"]:
                 return False
             return all(c["status"] in FINAL_CALL for c in self.twilio.calls())
 
