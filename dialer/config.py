@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     smtp_url: SecretStr | None = None
     # Connections the SMTP channel keeps open and sends on side by side (docs/architecture.md §9).
     smtp_pool_size: int = Field(default=4, ge=1, le=64)
+    # Email that listens (docs/architecture.md §9.1, docs/api.md §14): the envelope sender
+    # (VERP: bounces+<token>@...), the Reply-To (the same way), the webhook's HMAC secret and
+    # the IMAP mailbox watched for replies and bounces.
+    bounce_address: str | None = Field(default=None, pattern=r"^[^@\s+]+@[^@\s]+$")
+    reply_address: str | None = Field(default=None, pattern=r"^[^@\s+]+@[^@\s]+$")
+    inbound_secret: SecretStr | None = None
+    imap_url: SecretStr | None = None
 
     worker_id: str | None = None
     # `dialer serve` runs an engine of its own; with workers beside it (scale-out) it may
@@ -55,6 +62,8 @@ class Settings(BaseSettings):
     tick_seconds: float = Field(default=0.2, gt=0)
     lease_seconds: float = Field(default=60.0, gt=0)
     abandon_redial_hours: float = Field(default=72.0, ge=0)
+    # A lead paused longer than this is `stale` (docs/architecture.md §3.5); fractional allowed.
+    stale_pause_days: float = Field(default=30.0, gt=0)
     email_batch: int = Field(default=50, gt=0)
     # Hand-offs of one round in flight at once, per channel (docs/architecture.md §6.5).
     voice_concurrency: int = Field(default=16, ge=1, le=256)

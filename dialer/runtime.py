@@ -25,6 +25,8 @@ from dialer.domain.links import LinkSigner
 from dialer.engine.deps import Deps, Tuning
 from dialer.engine.engine import Engine
 from dialer.engine.fence import Fence
+from dialer.inbound.imap import ImapWatcher
+from dialer.inbound.service import Inbound
 from dialer.metrics.registry import Metrics
 from dialer.store import accounts as store_accounts
 from dialer.store.db import Database
@@ -76,14 +78,23 @@ def _twilio_voice(settings: Settings, clock: Clock) -> VoiceChannel:
 
 def make_email(settings: Settings, clock: Clock) -> EmailChannel:
     if settings.email_provider == "simulated":
-        return MaildirEmail(settings.maildir, clock)
+        return MaildirEmail(
+            settings.maildir,
+            clock,
+            bounce_address=settings.bounce_address,
+            reply_address=settings.reply_address,
+        )
     if settings.email_provider == "smtp":
         from dialer.channels.smtp import SmtpEmail
 
         if settings.smtp_url is None:
             raise ValueError("DIALER_SMTP_URL is required when DIALER_EMAIL_PROVIDER=smtp")
         return SmtpEmail(
-            settings.smtp_url.get_secret_value(), clock, pool_size=settings.smtp_pool_size
+            settings.smtp_url.get_secret_value(),
+            clock,
+            pool_size=settings.smtp_pool_size,
+            bounce_address=settings.bounce_address,
+            reply_address=settings.reply_address,
         )
     raise ValueError(
         f"DIALER_EMAIL_PROVIDER: {settings.email_provider!r} is not one of simulated, smtp"
@@ -99,6 +110,7 @@ class Runtime:
     metrics: Metrics
     engine: Engine
     service: Service
+    inbound: Inbound  # replies, bounces, tracked links (docs/architecture.md §9.1)
 
     @classmethod
     @asynccontextmanager
@@ -112,6 +124,7 @@ class Runtime:
         run_engine: bool = True,
         run_migrations: bool = True,
         database_gauges: bool = True,
+        watch_mailbox: bool = True,
     ) -> AsyncIterator[Self]:
         """`database_gauges=False` for `dialer worker`: the gauges that describe the database
         are exported by `serve` only (docs/architecture.md §12.2)."""
@@ -139,6 +152,7 @@ class Runtime:
             ),
         )
         engine: Engine | None = None
+        watcher: ImapWatcher | None = None
         try:
             if run_migrations:
                 await migrate(db)
@@ -149,7 +163,13 @@ class Runtime:
             deps = Deps(db, bus, clock, voice, email, metrics, Fence(), tuning, links)
             engine = Engine(deps, tick_seconds=settings.tick_seconds)
             service = Service(
-                db, engine, clock, metrics, links, lease_seconds=settings.lease_seconds
+                db,
+                engine,
+                clock,
+                metrics,
+                links,
+                lease_seconds=settings.lease_seconds,
+                stale_pause_days=settings.stale_pause_days,
             )
             for c in await service.list_campaigns(archived=None):
                 deps.fence.see(c.id, c.state, c.version)
@@ -160,8 +180,23 @@ class Runtime:
                     worker_info(tuning.worker_id, clock.now()), lambda: list(engine.dispatching)
                 )
                 await engine.start()
-            yield cls(settings, db, bus, clock, metrics, engine, service)
+            inbound = Inbound(
+                db,
+                clock,
+                metrics,
+                links,
+                bounce_address=settings.bounce_address,
+                reply_address=settings.reply_address,
+            )
+            # The mailbox is watched by `dialer serve` alone, like the database's gauges
+            # (a worker runs with database_gauges=False; docs/architecture.md §9.1).
+            if settings.imap_url is not None and database_gauges and watch_mailbox:
+                watcher = ImapWatcher(settings.imap_url.get_secret_value(), inbound)
+                await watcher.start()
+            yield cls(settings, db, bus, clock, metrics, engine, service, inbound)
         finally:
+            if watcher is not None:
+                await watcher.stop()
             if engine is not None:
                 await engine.stop()
             if owned_voice:

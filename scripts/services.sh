@@ -2,7 +2,8 @@
 # Make sure the services the test suite needs are up, on a fresh Debian machine or a dev box:
 # PostgreSQL on 127.0.0.1:5432 with a `test` database reachable as `postgres` without a
 # password, Redis on 127.0.0.1:6379, `promtool` (from Debian's `prometheus` package) and
-# /usr/bin/chromium (Debian's `chromium`, for the dashboard's Playwright tests).
+# /usr/bin/chromium (Debian's `chromium`, for the dashboard's Playwright tests) and
+# /usr/sbin/dovecot (Debian's `dovecot-imapd`, for the inbound mail tests).
 # Idempotent: when everything is already there it changes nothing.
 set -euo pipefail
 
@@ -121,12 +122,19 @@ ensure_chromium() {
     [ -x /usr/bin/chromium ] || die "/usr/bin/chromium still missing after installing chromium"
 }
 
+# The inbound mail tests start a throwaway Dovecot IMAP server of their own (tests/inbound).
+ensure_dovecot() {
+    [ -x /usr/sbin/dovecot ] || apt_install dovecot-imapd
+    [ -x /usr/sbin/dovecot ] || die "/usr/sbin/dovecot still missing after installing dovecot-imapd"
+}
+
 main() {
     ensure_postgres
     ensure_redis
     ensure_promtool
     ensure_chromium
-    log "PostgreSQL, Redis, promtool and Chromium are ready"
+    ensure_dovecot
+    log "PostgreSQL, Redis, promtool, Chromium and Dovecot are ready"
 }
 
 # Sourcing the file only defines the functions (handy to try one step on its own).

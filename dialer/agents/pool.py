@@ -132,8 +132,12 @@ async def release(session: DbSession, campaign_id: str, now: float) -> list[str]
 
 
 async def take(session: DbSession, campaign_id: str, attempt_id: int, now: float) -> str | None:
-    """Put a free agent of the campaign on an answered call; None if nobody is free."""
-    agent = await agent_store.free_for_call(session, campaign_id)
+    """Put a free agent of the campaign on an answered call; None if nobody is free. A
+    preview call goes to the agent reserved for it (`dial_preview`, docs/architecture.md
+    §3.4), if it still holds the call."""
+    agent = await agent_store.on_call(session, attempt_id)
+    if agent is None or agent.state != AgentState.RESERVED:
+        agent = await agent_store.free_for_call(session, campaign_id)
     if agent is None:
         return None
     agent.attempt_id = attempt_id
@@ -150,11 +154,22 @@ async def calls_ended(session: DbSession, ended: Mapping[int, float], now: float
     for agent in await agent_store.on_calls(session, ended):
         wrap_up = ended[agent.attempt_id] if agent.attempt_id is not None else 0.0
         agent.attempt_id = None
-        if wrap_up > 0:
+        if agent.state == AgentState.RESERVED:  # a preview call that was never answered
+            move(session, agent, AgentState.AVAILABLE, now, "preview call ended")
+        elif wrap_up > 0:
             agent.wrap_up_until = now + wrap_up
             move(session, agent, AgentState.WRAP_UP, now, "call ended")
         else:
             move(session, agent, AgentState.AVAILABLE, now, "call ended")
+
+
+async def unreserve(session: DbSession, agent_id: str, attempt_id: int, now: float) -> None:
+    """The preview call the agent was reserved for never happened: free the agent."""
+    agent = await agent_store.get(session, agent_id, lock=True)
+    if agent is None or agent.attempt_id != attempt_id:
+        return
+    agent.attempt_id = None
+    move(session, agent, AgentState.AVAILABLE, now, "preview dial not placed")
 
 
 async def end_wrap_ups(session: DbSession, now: float) -> list[str]:

@@ -11,11 +11,14 @@ from dialer.api import (
     routes_agents,
     routes_auth,
     routes_campaigns,
+    routes_clicks,
     routes_dnc,
     routes_events,
     routes_health,
+    routes_inbound,
     routes_leads,
     routes_openapi,
+    routes_pacing,
     routes_twilio,
     routes_unsubscribe,
     routes_web,
@@ -83,6 +86,9 @@ def create_app(settings: Settings, **runtime_overrides: Any) -> web.Application:
         routes_unsubscribe,
         routes_web,
         routes_workers,
+        routes_inbound,  # email that listens (docs/architecture.md §9.1)
+        routes_clicks,
+        routes_pacing,  # rolling abandon rate and dial level (docs/architecture.md §8)
     ):
         app.router.add_routes(module.routes)
     return app

@@ -10,7 +10,7 @@ from dialer.api.docs import doc, reply
 from dialer.api.errors import ApiError, parse
 from dialer.api.keys import RUNTIME
 from dialer.api.schemas import AgentList, AgentOut, QueueOut
-from dialer.api.schemas_in import AgentIn, AgentStateIn
+from dialer.api.schemas_in import AgentIn, AgentStateIn, PreviewIn
 from dialer.usecases.accounts import Role
 from dialer.usecases.agents import AgentOps
 
@@ -38,7 +38,8 @@ async def create(request: web.Request) -> web.Response:
 @routes.get("/api/v1/agents")
 @requires(*EVERYONE)
 @doc(
-    "Agents with their state and the campaign each serves (an agent sees itself)",
+    "Agents with their state, the campaign each serves and today's figures (calls "
+    "handled, talk seconds, occupancy); an agent sees itself",
     response=AgentList,
 )
 async def list_(request: web.Request) -> web.Response:
@@ -47,7 +48,8 @@ async def list_(request: web.Request) -> web.Response:
         agents = [await ops(request).get(who.agent_id)] if who.agent_id else []
     else:
         agents = await ops(request).all()
-    return reply(AgentList(items=[AgentOut.of(a) for a in agents]))
+    figures = await ops(request).figures(agents)
+    return reply(AgentList(items=[AgentOut.of(a, figures[a.id]) for a in agents]))
 
 
 @routes.post("/api/v1/agents/{id}/state")
@@ -79,3 +81,37 @@ async def queue(request: web.Request) -> web.Response:
     agent_id = request.match_info["id"]
     own_agent_only(request, agent_id)
     return reply(QueueOut.of(await ops(request).queue(agent_id)))
+
+
+@routes.post("/api/v1/agents/{id}/dial")
+@requires(Role.ADMIN, Role.SUPERVISOR, Role.AGENT)
+@doc(
+    "Preview mode: dial the previewed lead (or `lead_id`); the answer is bridged to this "
+    "agent. 409 when the agent is not free, the campaign is not a running preview campaign "
+    "(a paused one dials nothing) or the lead cannot be dialled now",
+    body=PreviewIn,
+    response=QueueOut,
+    status=202,
+)
+async def dial(request: web.Request) -> web.Response:
+    agent_id = request.match_info["id"]
+    own_agent_only(request, agent_id)
+    body = await parse(request, PreviewIn, optional=True)
+    q = await ops(request).dial(agent_id, body.lead_id, actor=principal(request).actor)
+    return reply(QueueOut.of(q), 202)
+
+
+@routes.post("/api/v1/agents/{id}/skip")
+@requires(Role.ADMIN, Role.SUPERVISOR, Role.AGENT)
+@doc(
+    "Preview mode: pass on the previewed lead (or `lead_id`); it is offered again after "
+    "10 minutes. 409 when the agent is not free or the lead is not up for preview",
+    body=PreviewIn,
+    response=QueueOut,
+)
+async def skip(request: web.Request) -> web.Response:
+    agent_id = request.match_info["id"]
+    own_agent_only(request, agent_id)
+    body = await parse(request, PreviewIn, optional=True)
+    q = await ops(request).skip(agent_id, body.lead_id, actor=principal(request).actor)
+    return reply(QueueOut.of(q))

@@ -167,9 +167,17 @@ async def archive(request: web.Request) -> web.Response:
     return reply(CampaignOut.of(c))
 
 
+@routes.post("/api/v1/campaigns/{id}/unarchive")
+@requires(*STAFF)
+@doc("Back in the default lists; it may be resumed or started again", response=CampaignOut)
+async def unarchive(request: web.Request) -> web.Response:
+    c = await service(request).unarchive(request.match_info["id"], actor=principal(request).actor)
+    return reply(CampaignOut.of(c))
+
+
 @routes.post("/api/v1/campaigns/pause-all")
 @requires(*STAFF)
-@doc("Pause every running campaign", body=PauseIn, response=PauseAllOut)
+@doc("Pause every running or scheduled campaign", body=PauseIn, response=PauseAllOut)
 async def pause_all(request: web.Request) -> web.Response:
     body = await parse(request, PauseIn, optional=True)
     paused = await service(request).pause_all(actor=principal(request).actor, reason=body.reason)

@@ -9,8 +9,12 @@ and columns without a name are ignored. Rows are numbered by their first line in
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +28,8 @@ from dialer.api.keys import RUNTIME
 from dialer.api.schemas import AttemptOut, LeadDetail, LeadOut, PositionOut
 from dialer.api.schemas_in import (
     ImportOut,
+    LeadActionsIn,
+    LeadActionsOut,
     LeadList,
     LeadPage,
     LeadPauseIn,
@@ -32,7 +38,8 @@ from dialer.api.schemas_in import (
     QualifyIn,
 )
 from dialer.errors import invalid
-from dialer.usecases.leads import MAX_IMPORT, ImportResult, LeadOps
+from dialer.store.models import Lead
+from dialer.usecases.leads import MAX_IMPORT, ImportResult, LeadOps, Position
 from dialer.usecases.limits import DIGITS, digits_id
 
 routes = web.RouteTableDef()
@@ -42,6 +49,40 @@ FIELDS = frozenset({"phone", "email", "first_name", "last_name", "company", "tim
 
 def ops(request: web.Request) -> LeadOps:
     return request.app[RUNTIME].service.leads
+
+
+def out(request: web.Request, lead: Lead) -> LeadOut:
+    """The lead as the API shows it, `stale` by DIALER_STALE_PAUSE_DAYS."""
+    return LeadOut.of(lead, stale_before=ops(request).stale_before())
+
+
+# The filters of the list, the export and a bulk action (docs/api.md §5).
+FILTER_QUERY = {
+    "status": "string",
+    "q": "string",
+    "stale": "boolean",
+    "pause_reason": "string",
+    "step": "integer",
+    "company": "string",
+}
+
+
+def query_filter(request: web.Request) -> dict[str, Any]:
+    """The filter fields given in the query (checked by the use case, which names a bad
+    one); `stale` is true or false, `step` an integer."""
+    out: dict[str, Any] = {
+        k: request.query[k]
+        for k in ("status", "q", "pause_reason", "company")
+        if k in request.query
+    }
+    if "stale" in request.query:
+        stale = request.query["stale"]
+        if stale not in ("true", "false"):
+            raise invalid("stale", "true or false", summary="stale is true or false")
+        out["stale"] = stale == "true"
+    if "step" in request.query:
+        out["step"] = query_int(request, "step", 0, lo=0, hi=1000)
+    return out
 
 
 def _lead_id(request: web.Request) -> int:
@@ -153,7 +194,7 @@ async def add(request: web.Request) -> web.Response:
 @doc(
     "A campaign's leads, oldest first, a page at a time",
     response=LeadPage,
-    query={"status": "string", "limit": "integer", "cursor": "string"},
+    query={**FILTER_QUERY, "limit": "integer", "cursor": "string"},
 )
 async def page(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 100, lo=1, hi=1000)
@@ -166,13 +207,13 @@ async def page(request: web.Request) -> web.Response:
         )
     items, next_id = await ops(request).page(
         request.match_info["id"],
-        status=request.query.get("status"),
         limit=limit,
         cursor=int(cursor or 0),
+        filter=query_filter(request),
     )
     return reply(
         LeadPage(
-            items=[LeadOut.of(x) for x in items],
+            items=[out(request, x) for x in items],
             next_cursor=None if next_id is None else str(next_id),
         )
     )
@@ -185,7 +226,7 @@ async def get(request: web.Request) -> web.Response:
     lead, attempts = await ops(request).get(_lead_id(request))
     position = await ops(request).position(lead)
     detail = {
-        **LeadOut.of(lead).model_dump(),
+        **out(request, lead).model_dump(),
         "position": PositionOut.of(position),
         "attempts": [AttemptOut.of(a) for a in attempts],
     }
@@ -208,7 +249,7 @@ async def pause(request: web.Request) -> web.Response:
         reason=body.reason,
         until=body.until.timestamp() if body.until else None,
     )
-    return reply(LeadOut.of(lead))
+    return reply(out(request, lead))
 
 
 @routes.post("/api/v1/leads/{id}/resume")
@@ -216,7 +257,7 @@ async def pause(request: web.Request) -> web.Response:
 @doc("Resume a paused lead at its step, with the delay it had left", response=LeadOut)
 async def resume(request: web.Request) -> web.Response:
     lead = await ops(request).resume(_lead_id(request), actor=principal(request).actor)
-    return reply(LeadOut.of(lead))
+    return reply(out(request, lead))
 
 
 @routes.post("/api/v1/leads/{id}/stop")
@@ -226,7 +267,7 @@ async def stop(request: web.Request) -> web.Response:
     lead_id = _lead_id(request)
     body = await parse(request, LeadStopIn, optional=True)
     lead = await ops(request).stop(lead_id, actor=principal(request).actor, reason=body.reason)
-    return reply(LeadOut.of(lead))
+    return reply(out(request, lead))
 
 
 @routes.post("/api/v1/leads/{id}/skip")
@@ -234,7 +275,7 @@ async def stop(request: web.Request) -> web.Response:
 @doc("Skip a pending lead", response=LeadOut)
 async def skip(request: web.Request) -> web.Response:
     lead = await ops(request).skip(_lead_id(request), actor=principal(request).actor)
-    return reply(LeadOut.of(lead))
+    return reply(out(request, lead))
 
 
 @routes.post("/api/v1/leads/{id}/qualify")
@@ -248,4 +289,122 @@ async def qualify(request: web.Request) -> web.Response:
     lead_id = _lead_id(request)
     body = await parse(request, QualifyIn, optional=True)
     stopped = await ops(request).qualify(lead_id, actor=principal(request).actor, scope=body.scope)
-    return reply(LeadList(items=[LeadOut.of(x) for x in stopped]))
+    return reply(LeadList(items=[out(request, x) for x in stopped]))
+
+
+# -- bulk actions and export (docs/api.md §5) ------------------------------------------------
+@routes.post("/api/v1/campaigns/{id}/leads/actions")
+@requires(*STAFF)
+@doc(
+    "One action on every lead a filter selects, by the single-lead rules (only in-progress "
+    "leads pause, only pending leads skip); resume with `at` reschedules; dry_run counts",
+    body=LeadActionsIn,
+    response=LeadActionsOut,
+)
+async def actions(request: web.Request) -> web.Response:
+    body = await parse(request, LeadActionsIn)
+    result = await ops(request).bulk(
+        request.match_info["id"],
+        body.action,
+        body.filter,
+        actor=principal(request).actor,
+        reason=body.reason,
+        until=body.until.timestamp() if body.until else None,
+        at=body.at.timestamp() if body.at else None,
+        dry_run=body.dry_run,
+    )
+    return reply(LeadActionsOut(matched=result.matched, changed=result.changed))
+
+
+CSV_COLUMNS = (
+    "id",
+    "phone",
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "timezone",
+    "status",
+    "position",
+    "next_channel",
+    "tries",
+    "stop_reason",
+    "pause_reason",
+    "paused_at",
+    "stale",
+    "created_at",
+)
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> str:
+    """A cell a spreadsheet shows as text: one that starts like a formula gets a `'`."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):  # times: epoch seconds in the database
+        value = datetime.fromtimestamp(value, UTC).isoformat()
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA) else text
+
+
+def csv_rows(leads: Iterable[tuple[Lead, Position]], stale_before: float) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    for lead, position in leads:
+        stale = LeadOut.of(lead, stale_before=stale_before).stale
+        row = (
+            lead.id,
+            lead.phone,
+            lead.email,
+            lead.first_name,
+            lead.last_name,
+            lead.company,
+            lead.timezone,
+            lead.status,
+            lead.step,
+            position.channel,
+            lead.tries,
+            lead.stop_reason,
+            lead.pause_reason,
+            lead.paused_at,
+            stale,
+            lead.created_at,
+        )
+        writer.writerow([csv_cell(v) for v in row])
+    return buf.getvalue()
+
+
+@routes.get("/api/v1/campaigns/{id}/leads.csv")
+@requires(*READERS)
+@doc(
+    "The campaign's leads as CSV (same filters as the list), with position and stop reason; "
+    "cells that start with = + - @ get a leading '",
+    query=FILTER_QUERY,
+    produces="text/csv",
+    errors=(401, 403, 404, 422),
+)
+async def export(request: web.Request) -> web.StreamResponse:
+    campaign_id = request.match_info["id"]
+    lead_ops = ops(request)
+    batches = lead_ops.export(campaign_id, query_filter(request))
+    first = await anext(batches, None)  # a bad filter or campaign is an error, not a stream
+    stale_before = lead_ops.stale_before()
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{campaign_id}-leads.csv"',
+        }
+    )
+    await resp.prepare(request)
+    header = io.StringIO()
+    csv.writer(header).writerow(CSV_COLUMNS)
+    await resp.write(header.getvalue().encode())
+    batch = first
+    while batch is not None:
+        positions = await lead_ops.positions(campaign_id, batch)
+        await resp.write(csv_rows(zip(batch, positions, strict=True), stale_before).encode())
+        batch = await anext(batches, None)
+    await resp.write_eof()
+    return resp

@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from dialer.domain.campaign import CampaignSpec
 from dialer.store.models import Agent, Attempt, Campaign, Event, Lead
 from dialer.store.stats import CampaignStats
-from dialer.usecases.agents import Queue
+from dialer.usecases.agents import AgentFigures, Queue
 from dialer.usecases.campaigns import (
     CampaignView,
     ChannelStatus,
@@ -152,6 +152,7 @@ class AttemptOut(Out):
     answered_by: str | None
     agent_id: str | None
     abandoned: bool
+    delivered: bool = False  # agentless: a person heard the campaign's message
     duration_seconds: float | None
     error: str | None
     created_at: datetime
@@ -172,6 +173,7 @@ class AttemptOut(Out):
             answered_by=a.answered_by,
             agent_id=a.agent_id,
             abandoned=a.abandoned,
+            delivered=bool(a.delivered),
             duration_seconds=a.duration,
             error=a.error,
             created_at=iso(a.created_at) or datetime.now(UTC),
@@ -221,6 +223,7 @@ class CallsOut(Out):
     received: int
     answered: int
     abandoned: int
+    delivered: int = 0  # agentless: answered by a person, the message played (not abandoned)
     in_flight: int
     avg_duration_seconds: float
     abandon_rate: float
@@ -233,6 +236,8 @@ class EmailsOut(Out):
     replied: int
     unsubscribed: int
     in_flight: int
+    soft_bounced: int  # a 4.x.x DSN came back (docs/architecture.md §9.1)
+    clicked: int  # leads with a tracked link followed by a person
 
 
 class LeadCounts(Out):
@@ -242,6 +247,8 @@ class LeadCounts(Out):
     completed: int
     stopped: int
     skipped: int
+    # Of the paused, those paused longer than DIALER_STALE_PAUSE_DAYS (docs/api.md §4.3).
+    stale: int = 0
 
 
 class StatsOut(Out):
@@ -313,10 +320,14 @@ class LeadOut(Out):
     stop_reason: str | None
     pause_reason: str | None
     paused_until: datetime | None
+    paused_at: datetime | None
+    # Paused longer than DIALER_STALE_PAUSE_DAYS (docs/api.md §5).
+    stale: bool
     created_at: datetime
 
     @classmethod
-    def of(cls, lead: Lead) -> LeadOut:
+    def of(cls, lead: Lead, *, stale_before: float | None = None) -> LeadOut:
+        """`stale_before`: leads paused at or before it are stale (None: none is)."""
         return cls(
             id=str(lead.id),
             campaign_id=lead.campaign_id,
@@ -333,6 +344,13 @@ class LeadOut(Out):
             stop_reason=lead.stop_reason,
             pause_reason=lead.pause_reason,
             paused_until=iso(lead.paused_until),
+            paused_at=iso(lead.paused_at),
+            stale=(
+                stale_before is not None
+                and lead.status == "paused"
+                and lead.paused_at is not None
+                and lead.paused_at <= stale_before
+            ),
             created_at=iso(lead.created_at) or datetime.now(UTC),
         )
 
@@ -365,10 +383,18 @@ class AgentOut(Out):
     state_since: datetime
     wrap_up_until: datetime | None
     version: int
+    # Today's figures (since midnight UTC), in the list (docs/api.md §6).
+    calls_handled: int = 0
+    talk_seconds: float = 0.0
+    occupancy: float = 0.0
 
     @classmethod
-    def of(cls, a: Agent) -> AgentOut:
+    def of(cls, a: Agent, figures: AgentFigures | None = None) -> AgentOut:
+        f = figures or AgentFigures()
         return cls(
+            calls_handled=f.calls_handled,
+            talk_seconds=f.talk_seconds,
+            occupancy=f.occupancy,
             id=a.id,
             name=a.name,
             state=a.state,
@@ -389,6 +415,10 @@ class QueueOut(Out):
     campaign_id: str | None
     current: AttemptOut | None
     upcoming: list[LeadOut]
+    preview: LeadOut | None = Field(
+        default=None,
+        description="preview mode: the lead the agent dials (`/dial`) or passes (`/skip`) next",
+    )
 
     @classmethod
     def of(cls, q: Queue) -> QueueOut:
@@ -397,6 +427,7 @@ class QueueOut(Out):
             campaign_id=q.campaign_id,
             current=AttemptOut.of(q.current) if q.current else None,
             upcoming=[LeadOut.of(x) for x in q.upcoming],
+            preview=LeadOut.of(q.preview) if q.preview else None,
         )
 
 

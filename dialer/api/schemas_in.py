@@ -8,7 +8,7 @@ from pydantic import AwareDatetime, Field, WithJsonSchema
 
 from dialer.api.schemas import In, LeadOut, Out
 from dialer.usecases.agents import AGENT_ID
-from dialer.usecases.leads import MAX_IMPORT, LeadIn
+from dialer.usecases.leads import MAX_IMPORT, LeadFilterIn, LeadIn
 
 # Rows are checked one by one by the import (a bad row is reported by number, the good ones
 # are kept), so the body takes any value per row; the schema still shows what a row is.
@@ -57,10 +57,32 @@ class QualifyIn(In):
     scope: Literal["lead", "company"] = "lead"
 
 
+class LeadActionsIn(In):
+    """A bulk action (docs/api.md §5): `resume` with `at` reschedules the leads."""
+
+    action: Literal["pause", "resume", "stop", "skip"]
+    filter: LeadFilterIn = Field(default_factory=LeadFilterIn)
+    reason: str | None = Field(default=None, max_length=500)
+    until: AwareDatetime | None = Field(default=None, description="pause: resumes by itself then")
+    at: AwareDatetime | None = Field(default=None, description="resume: the time they go on")
+    dry_run: bool = Field(default=False, description="count only: matched and would change")
+
+
+class LeadActionsOut(Out):
+    matched: int
+    changed: int
+
+
 # -- agents ----------------------------------------------------------------------------------
 class AgentIn(In):
     name: str = Field(min_length=1, max_length=200)
     id: str | None = Field(default=None, pattern=AGENT_ID.pattern)
+
+
+class PreviewIn(In):
+    """Preview mode (docs/api.md §6): the lead to dial or skip; the previewed one if absent."""
+
+    lead_id: int | None = Field(default=None, ge=1)
 
 
 class AgentStateIn(In):

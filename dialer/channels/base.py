@@ -137,6 +137,11 @@ class EmailMessage:
     reply_to: str | None = None
     unsubscribe_url: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # The attempt's own signed Message-ID (docs/architecture.md §9.1); None: the channel
+    # makes one up.
+    message_id: str | None = None
+    # The signed VERP token: the channel's bounce (and reply) address gets `+<token>`.
+    verp_token: str | None = None
 
 
 class EmailChannel(Protocol):

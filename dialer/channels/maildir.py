@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dialer.channels.base import ChannelError, EmailMessage
-from dialer.channels.mime import build_message, new_message_id
+from dialer.channels.mime import build_message, new_message_id, with_addresses
 from dialer.clock import Clock
 
 REMEMBER_KEYS = 100_000  # idempotency keys kept (about 15 MB)
@@ -36,7 +36,8 @@ class MaildirEmail:
     comes within a lease of the first send, memory stays flat): sending a key again returns
     the first Message-ID and writes nothing; a send of a key already being written waits
     for that write and returns its Message-ID. Sends of different keys write side by side.
-    Addresses in `fail_addresses` fail with a retryable error.
+    Addresses in `fail_addresses` fail with a retryable error. Each file starts with the
+    `Return-Path` (the envelope sender).
     """
 
     name = "simulated"
@@ -49,10 +50,16 @@ class MaildirEmail:
         *,
         fail_addresses: frozenset[str] = frozenset(),
         remember: int = REMEMBER_KEYS,
+        bounce_address: str | None = None,
+        reply_address: str | None = None,
     ) -> None:
         self.root = root
         self._clock = clock
         self._fail = frozenset(a.lower() for a in fail_addresses)
+        # The VERP envelope sender goes in as Return-Path, as a delivering server writes it
+        # (docs/architecture.md §9.1).
+        self._bounce_address = bounce_address
+        self._reply_address = reply_address
         self._sent: OrderedDict[str, str] = OrderedDict()
         self._remember = remember
         self._writing: dict[str, _KeyLock] = {}  # keys with a send in flight
@@ -88,7 +95,10 @@ class MaildirEmail:
             raise ChannelError("mailbox unavailable", retryable=True)
         message_id = new_message_id(message)
         try:
-            data = build_message(message, message_id, self._clock.utcnow(), linesep="\n")
+            message, envelope = with_addresses(message, self._bounce_address, self._reply_address)
+            data = build_message(
+                message, message_id, self._clock.utcnow(), linesep="\n", return_path=envelope
+            )
         except ValueError as exc:
             raise ChannelError(str(exc), retryable=False) from exc
         now = time.time()

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import binascii
 import re
+from dataclasses import replace
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, make_msgid
 
 from dialer.channels.base import EmailMessage
+from dialer.domain.links import verp_address
 
 # Headers the channel owns: extra headers may not replace them (tracking depends on them, the
 # body is described by the channel, and the message goes to `to` alone).
@@ -38,6 +40,7 @@ _RESERVED = frozenset(
         "cc",
         "bcc",
         "x-dialer-attempt",
+        "return-path",
         "mime-version",
         "content-type",
         "content-transfer-encoding",
@@ -55,8 +58,29 @@ _CHARSET = "utf-8"
 
 
 def new_message_id(msg: EmailMessage) -> str:
-    """A fresh Message-ID on the sender's domain (no DNS lookup of our own host name)."""
+    """The attempt's own Message-ID when the engine gave one, else a fresh one on the
+    sender's domain (no DNS lookup of our own host name)."""
+    if msg.message_id:
+        return msg.message_id
     return make_msgid(domain=msg.sender.rpartition("@")[2] or "dialer.invalid")
+
+
+def with_addresses(
+    msg: EmailMessage, bounce_address: str | None, reply_address: str | None
+) -> tuple[EmailMessage, str]:
+    """(the message with its Reply-To, the envelope sender) under the channel's settings
+    (docs/architecture.md §9.1): the envelope sender is `bounce_address` with the
+    message's VERP token (`bounces+<token>@example.com`), so a bounce names the attempt;
+    Reply-To is `reply_address` with the token, unless the message has one of its own.
+    Without a bounce address the envelope sender is the From address."""
+    token = msg.verp_token
+    sender = msg.sender
+    if bounce_address:
+        sender = verp_address(bounce_address, token) if token else bounce_address
+    if reply_address and not msg.reply_to:
+        reply_to = verp_address(reply_address, token) if token else reply_address
+        msg = replace(msg, reply_to=reply_to)
+    return msg, sender
 
 
 def needs_smtputf8(msg: EmailMessage) -> bool:
@@ -65,9 +89,15 @@ def needs_smtputf8(msg: EmailMessage) -> bool:
 
 
 def build_message(
-    msg: EmailMessage, message_id: str, date: datetime, *, linesep: str = "\r\n"
+    msg: EmailMessage,
+    message_id: str,
+    date: datetime,
+    *,
+    linesep: str = "\r\n",
+    return_path: str | None = None,
 ) -> bytes:
     """The MIME message for `msg`, lines ended by `linesep` (CRLF for SMTP, LF for a file).
+    `return_path`: a `Return-Path` first, as the delivering server writes it (a Maildir).
 
     ValueError on a reserved or malformed extra header, or a CR/LF in any header value.
     """
@@ -82,6 +112,8 @@ def build_message(
             written = _header_value(name, value, linesep)
         headers[name.lower()] = (name, written)
 
+    if return_path is not None:
+        put("Return-Path", f"<{return_path}>", written=f"<{return_path}>")
     from_ = f"{msg.sender_name} <{msg.sender}>"  # what is checked; written encoded below
     put("From", from_, written=_address(msg.sender_name, msg.sender, linesep))
     put("To", msg.to, written=msg.to)  # an address as is: UTF-8 beyond ASCII (RFC 6532)

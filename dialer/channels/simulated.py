@@ -119,7 +119,8 @@ class SimulatedVoice:
     """The `VoiceChannel` of the demo and the benchmarks.
 
     `record` is the carrier's call log (carrier id -> `SimCall`), `counts` its counters.
-    `time_scale` divides every duration (reported durations too); `math.inf` makes them all 0.
+    `time_scale` divides every wait (`math.inf` makes them all 0); the durations it reports
+    are the call's own, unscaled seconds (a 90 s call reports 90 s however fast it ran).
     `calls_per_second` is the account's rate in clock time, not scaled. The log keeps the
     `keep_finished` most recent finished calls (memory stays flat over millions of calls);
     a lookup of a call older than the ones it forgot answers "unknown", never "not placed".
@@ -215,8 +216,8 @@ class SimulatedVoice:
                 self.counts[f"answered_{call.outcome}"] += 1
                 self._emit(call, AttemptStatus.IN_PROGRESS, answered_by=AnsweredBy(call.outcome))
                 if call.outcome is Outcome.MACHINE:  # its greeting plays, then it hangs up
-                    greeting = self._scaled(self.profile.machine_message_seconds)
-                    self._complete_after(call, greeting, greeting)
+                    greeting = self.profile.machine_message_seconds
+                    self._complete_after(call, self._scaled(greeting), greeting)
             case Outcome.BUSY:
                 self._emit(call, AttemptStatus.BUSY)
             case Outcome.FAILED:
@@ -241,8 +242,7 @@ class SimulatedVoice:
         call.bridged_to = agent_id
         call.connected_at = self._clock.now()
         self.counts["bridged"] += 1
-        talk = self._scaled(call.talk_seconds)
-        self._complete_after(call, talk, talk)
+        self._complete_after(call, self._scaled(call.talk_seconds), call.talk_seconds)
 
     async def hangup(self, carrier_id: str, *, message: str | None = None) -> None:
         call = self._call(carrier_id)
@@ -253,10 +253,10 @@ class SimulatedVoice:
         self._cancel_step(call)
         talked = 0.0
         if call.phase is Phase.BRIDGED and call.connected_at is not None:
-            talked = self._clock.now() - call.connected_at
+            talked = self._unscaled(self._clock.now() - call.connected_at, call.talk_seconds)
         call.phase = Phase.ENDING
-        played = self._scaled(self.profile.message_seconds) if message else 0.0
-        self._complete_after(call, played, talked + played)
+        played = self.profile.message_seconds if message else 0.0
+        self._complete_after(call, self._scaled(played), talked + played)
 
     async def lookup(self, query: CallQuery) -> CallFate:
         call = self._by_key.get(query.idempotency_key)
@@ -355,3 +355,9 @@ class SimulatedVoice:
 
     def _scaled(self, seconds: float) -> float:
         return 0.0 if math.isinf(self._scale) else seconds / self._scale
+
+    def _unscaled(self, elapsed: float, cap: float) -> float:
+        """The call's own seconds for `elapsed` seconds of clock time, at most `cap`."""
+        if math.isinf(self._scale):
+            return cap if elapsed > 0 else 0.0
+        return min(cap, elapsed * self._scale)

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 
 from dialer.channels.base import ChannelError, EmailMessage
-from dialer.channels.mime import build_message, needs_smtputf8, new_message_id
+from dialer.channels.mime import build_message, needs_smtputf8, new_message_id, with_addresses
 from dialer.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,16 @@ _SCHEMES: dict[str, tuple[bool, bool, int]] = {
     "smtps": (True, False, 465),
     "smtp+starttls": (False, True, 587),
 }
+
+
+class MailRefused(ChannelError):
+    """The server refused the message for good (a 5xx at RCPT or DATA): a synchronous
+    bounce, counted as `bounced` (docs/architecture.md §9.1)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message, retryable=False)
+        self.code = code
+        self.bounce = True
 
 
 class _Disconnected(Exception):
@@ -45,8 +55,18 @@ class SmtpEmail:
     name = "smtp"
 
     def __init__(
-        self, url: str, clock: Clock, *, timeout: float = 30.0, pool_size: int = 4
+        self,
+        url: str,
+        clock: Clock,
+        *,
+        timeout: float = 30.0,
+        pool_size: int = 4,
+        bounce_address: str | None = None,
+        reply_address: str | None = None,
     ) -> None:
+        """`bounce_address`: the envelope sender, with each message's VERP token
+        (`bounces+<token>@example.com`); `reply_address`: the Reply-To, the same way
+        (docs/architecture.md §9.1)."""
         parts = urlsplit(url)
         if parts.scheme not in _SCHEMES or not parts.hostname:
             raise ValueError("SMTP url must be smtp://, smtps:// or smtp+starttls://host[:port]")
@@ -58,6 +78,8 @@ class SmtpEmail:
         self.username = unquote(parts.username) if parts.username else None
         self._password = unquote(parts.password) if parts.password else None
         self._clock = clock
+        self._bounce_address = bounce_address
+        self._reply_address = reply_address
         self._timeout = timeout
         self.pool_size = pool_size
         # A send holds a slot for its whole transaction, and at most one connection per slot:
@@ -72,6 +94,7 @@ class SmtpEmail:
     async def send(self, message: EmailMessage) -> str:
         message_id = new_message_id(message)
         try:
+            message, envelope = with_addresses(message, self._bounce_address, self._reply_address)
             data = build_message(message, message_id, self._clock.utcnow())
         except ValueError as exc:
             raise ChannelError(str(exc), retryable=False) from exc
@@ -79,35 +102,40 @@ class SmtpEmail:
         async with self._slots:
             smtp = self._idle.pop() if self._idle else None
             try:
-                await self._send(smtp, message, data, options)
+                await self._send(smtp, envelope, message, data, options)
             except _Disconnected:
                 if smtp is None:
                     raise self._error_for_disconnect() from None
                 # The server dropped the idle connection we kept: one fresh try, same bytes.
                 try:
-                    await self._send(None, message, data, options)
+                    await self._send(None, envelope, message, data, options)
                 except _Disconnected:
                     raise self._error_for_disconnect() from None
         return message_id
 
     async def _send(
-        self, smtp: aiosmtplib.SMTP | None, message: EmailMessage, data: bytes, options: list[str]
+        self,
+        smtp: aiosmtplib.SMTP | None,
+        envelope: str,
+        message: EmailMessage,
+        data: bytes,
+        options: list[str],
     ) -> None:
         """One transaction on `smtp` (a new connection when None). The connection goes back
         to the idle list when it is still good, and is closed otherwise."""
         try:
             if smtp is None:
                 smtp = await self._open()
-            await smtp.sendmail(message.sender, [message.to], data, mail_options=options)
+            await smtp.sendmail(envelope, [message.to], data, mail_options=options)
         except aiosmtplib.SMTPServerDisconnected:
             self._discard(smtp)
             raise _Disconnected from None
         except aiosmtplib.SMTPRecipientsRefused as exc:
             self._keep(smtp)  # aiosmtplib reset the envelope: the connection serves on
             codes = [r.code for r in exc.recipients]
-            raise ChannelError(
-                f"recipient refused: {codes}", retryable=all(400 <= c < 500 for c in codes)
-            ) from None
+            if any(500 <= c < 600 for c in codes):
+                raise MailRefused(f"recipient refused: {codes}", max(codes)) from None
+            raise ChannelError(f"recipient refused: {codes}", retryable=True) from None
         except aiosmtplib.SMTPNotSupported as exc:
             self._keep(smtp)
             raise ChannelError(f"SMTP server cannot: {exc}", retryable=False) from None
@@ -117,6 +145,8 @@ class SmtpEmail:
                 self._discard(smtp)
             else:
                 self._keep(smtp)
+            if 550 <= exc.code < 560 and isinstance(exc, aiosmtplib.SMTPDataError):
+                raise MailRefused(f"SMTP {exc.code}: {exc.message}", exc.code) from None
             raise ChannelError(
                 f"SMTP {exc.code}: {exc.message}",
                 retryable=400 <= exc.code < 500,

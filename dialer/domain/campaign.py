@@ -52,6 +52,9 @@ class EmailStep(_Model):
     body: str = Field(min_length=1)
     max_attempts: int = Field(default=3, ge=1, le=20)
     retry_delay_seconds: float = Field(default=3600, ge=0)
+    # Tries used up on soft failures (4xx, soft bounces): "stop" the lead (`failed`), or go
+    # on to the "next" step (docs/architecture.md §9.1).
+    on_exhausted: Literal["stop", "next"] = "stop"
 
 
 Step = Annotated[VoiceStep | EmailStep, Field(discriminator="channel")]
@@ -99,6 +102,10 @@ class PacingSpec(_Model):
     agentless_capacity: int = Field(default=10, ge=1, le=1000)
 
 
+StopOn = Literal["reply", "bounce", "unsubscribe", "click"]
+STOP_ON_DEFAULT: tuple[StopOn, ...] = ("reply", "bounce", "unsubscribe")
+
+
 class SenderSpec(_Model):
     email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     name: str = ""
@@ -117,6 +124,8 @@ class CampaignSpec(_Model):
     resume_policy: ResumePolicy = ResumePolicy.FREEZE
     wrap_up_seconds: float = Field(default=10, ge=0, le=3600)
     custom: dict[str, Any] = Field(default_factory=dict)
+    # What the recipient does that stops the lead (docs/architecture.md §9.1).
+    stop_on: list[StopOn] = Field(default_factory=lambda: list(STOP_ON_DEFAULT), max_length=4)
 
     @property
     def has_voice(self) -> bool:
@@ -143,3 +152,4 @@ class CampaignPatch(_Model):
     resume_policy: ResumePolicy | None = None
     wrap_up_seconds: float | None = Field(default=None, ge=0, le=3600)
     custom: dict[str, Any] | None = None
+    stop_on: list[StopOn] | None = Field(default=None, max_length=4)

@@ -8,9 +8,15 @@ lines are Binomial(n, answer_rate); the agents able to take them are the free on
 whose wrap-up ends within the expected ring time, and the expected share of agents on a call
 that ends (plus its wrap-up) within that ring time. The budget comes from the campaign's
 abandon cap minus the abandon rate it already has over the rolling window
-(docs/architecture.md §7.3), so
-the ratio adapts: it rises while the campaign is well under its cap and falls back to one line
-per free agent (progressive) at the cap, or while there is too little data to trust.
+(docs/architecture.md §7.3), so the ratio adapts: it rises while the campaign is well under
+its cap and falls back to one line per free agent (progressive) at the cap, while there is too
+little data to trust, or while the room left under the cap over the window is under
+`ALLOWANCE_FLOOR` abandons (a burst of abandons early in the window would break the cap).
+
+The cap holds in the other modes too: power's ratio is throttled down to one line per free
+agent as the rolling abandon rate nears the cap, and progressive dials for half of its free
+agents while the campaign is at or over it (the abandons then come from agents that left or
+that another campaign took).
 """
 
 from __future__ import annotations
@@ -28,6 +34,12 @@ MIN_ANSWERS = 20
 # as arriving at once, against agents frozen in place; real answers spread over the ring time
 # while agents free up, so the model overstates abandons and may aim at twice the headroom.
 BUDGET_GAIN = 2.0
+# Abandons of room the campaign must have left under its cap over the window before any mode
+# dials more than one line per free agent: abandons come in bursts (several answers of one
+# round finding nobody), and a burst must not break the cap at any moment of the window.
+ALLOWANCE_FLOOR = 3.0
+# Power's ratio falls linearly from lines_per_agent to 1 over the last third of the cap.
+THROTTLE_BAND = 1 / 3
 
 
 class PacingMode(StrEnum):
@@ -89,8 +101,8 @@ def dials_to_place(p: PacingInput) -> int:
     """How many new calls to start now; never negative.
 
     - preview: 0, the agent clicks to dial and the engine never auto-dials;
-    - progressive: one line per free agent;
-    - power: floor(free agents * lines_per_agent) lines;
+    - progressive: one line per free agent (half of them, rounded up, at or over the cap);
+    - power: floor(free agents * `power_ratio`) lines, the ratio throttled near the cap;
     - predictive: `predictive_lines` (adaptive, between 1 line per free agent and
       `max_lines_per_agent` per agent able to answer);
     - agentless: `agentless_capacity` lines whatever the agents.
@@ -102,8 +114,10 @@ def dials_to_place(p: PacingInput) -> int:
             target = 0
         case PacingMode.PROGRESSIVE:
             target = p.available_agents
+            if over_cap(p):
+                target = math.ceil(p.available_agents / 2)
         case PacingMode.POWER:
-            target = _lines(p.available_agents, p.lines_per_agent)
+            target = _lines(p.available_agents, power_ratio(p))
         case PacingMode.PREDICTIVE:
             target = predictive_lines(p)
         case PacingMode.AGENTLESS:
@@ -113,9 +127,52 @@ def dials_to_place(p: PacingInput) -> int:
     return max(0, target - p.live_calls)
 
 
+def over_cap(p: PacingInput) -> bool:
+    """At or over the abandon cap, with enough answers in the window to say so."""
+    return p.answered_humans >= MIN_ANSWERS and p.abandon_rate >= p.max_abandon_rate
+
+
+def power_ratio(p: PacingInput) -> float:
+    """Power's lines per free agent: `lines_per_agent` until the campaign has abandoned a
+    call in the window; then 1 at or over the cap or with fewer than `ALLOWANCE_FLOOR`
+    abandons of room left, and in between falling linearly to 1 over the last
+    `THROTTLE_BAND` of the cap. A ratio under 1 is the operator's and is kept."""
+    ratio = p.lines_per_agent
+    if ratio <= 1 or p.abandon_rate <= 0:
+        return ratio
+    cap = p.max_abandon_rate
+    if p.abandon_rate >= cap or abandon_allowance(p) < ALLOWANCE_FLOOR:
+        return 1.0
+    room = (cap - p.abandon_rate) / (cap * THROTTLE_BAND)
+    return 1.0 + (ratio - 1.0) * min(1.0, room)
+
+
+def dial_level(p: PacingInput) -> float:
+    """Lines the mode keeps in flight per agent free now or about to be (the figure the
+    campaign page shows): progressive 1 (0.5 over the cap), power its throttled ratio,
+    predictive its lines over the agents it counts, agentless and preview 0."""
+    match p.mode:
+        case PacingMode.PROGRESSIVE:
+            return 0.5 if over_cap(p) else 1.0
+        case PacingMode.POWER:
+            return power_ratio(p)
+        case PacingMode.PREDICTIVE:
+            counted, _ = agents_soon_free(p)
+            return predictive_lines(p) / counted if counted else 1.0
+        case _:
+            return 0.0
+
+
+def abandon_allowance(p: PacingInput) -> float:
+    """Abandons the campaign can still afford over its window: cap x answers - abandons."""
+    return p.answered_humans * (p.max_abandon_rate - p.abandon_rate)
+
+
 def abandon_budget(p: PacingInput) -> float:
     """The abandon rate the model may aim at now; 0 means dial progressively."""
     if p.answered_humans < MIN_ANSWERS or p.abandon_rate >= p.max_abandon_rate:
+        return 0.0
+    if abandon_allowance(p) < ALLOWANCE_FLOOR:
         return 0.0
     return BUDGET_GAIN * (p.max_abandon_rate - p.abandon_rate)
 
@@ -173,7 +230,7 @@ def predictive_lines(p: PacingInput) -> int:
     def within(n: int) -> bool:
         return expected_overflow(n, p.answer_rate, capacity) <= budget * n * p.answer_rate
 
-    # The expected abandon share rises with n: binary-search the last n within the budget.
+    # The expected abandons rise with n: binary-search the last n within the budget.
     lo, hi = floor_lines, ceiling  # lo is always allowed (the floor), hi maybe not
     while lo < hi:
         mid = (lo + hi + 1) // 2

@@ -53,6 +53,9 @@ CAMPAIGN_MOVES: dict[tuple[CampaignState, CampaignAction], CampaignState] = {
     (CampaignState.DRAFT, CampaignAction.SCHEDULE): CampaignState.SCHEDULED,
     (CampaignState.SCHEDULED, CampaignAction.SCHEDULE): CampaignState.SCHEDULED,
     (CampaignState.RUNNING, CampaignAction.PAUSE): CampaignState.PAUSED,
+    # A scheduled campaign can be paused: its start is dropped, resume starts it
+    # (docs/architecture.md §2.1).
+    (CampaignState.SCHEDULED, CampaignAction.PAUSE): CampaignState.PAUSED,
     (CampaignState.PAUSED, CampaignAction.RESUME): CampaignState.RUNNING,
     (CampaignState.RUNNING, CampaignAction.COMPLETE): CampaignState.COMPLETED,
     (CampaignState.STOPPING, CampaignAction.DRAIN): CampaignState.STOPPED,
@@ -122,6 +125,16 @@ class StopReason(StrEnum):
     BOUNCED = "bounced"
     MANUAL = "manual"
     COMPANY_STOPPED = "company_stopped"
+    CLICKED = "clicked"  # a tracked link, when the campaign's stop_on has "click"
+    FAILED = "failed"  # an email step's tries ran out on soft failures (docs/architecture.md §9.1)
+
+
+class PauseReason(StrEnum):
+    """The pause reasons dialer sets by itself (docs/architecture.md §3.5); a person's pause
+    carries free text."""
+
+    SEQUENCE_CHANGED = "sequence_changed"  # finished the old sequence, new steps ahead
+    SENDER_CHANGED = "sender_changed"  # an email step ahead, and the sender changed
 
 
 class LeadAction(StrEnum):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,12 +20,14 @@ from enum import Enum
 from string import Formatter
 from typing import Any
 
+from dialer.agents import pool
 from dialer.channels.base import ChannelError, DialRequest, EmailMessage
 from dialer.domain.campaign import CampaignSpec, Channel, EmailStep, ResumePolicy, VoiceStep
 from dialer.domain.contacts import mask_phone
 from dialer.domain.pacing import dials_to_place, email_batch
 from dialer.domain.states import (
     ATTEMPT_DIALING,
+    AgentState,
     AttemptStatus,
     CampaignState,
     LeadStatus,
@@ -294,24 +297,25 @@ class Dispatcher:
         steps: list[int],
         limit: int,
         now: float,
+        *,
+        lead_id: int | None = None,  # preview mode: exactly this lead (`dial_preview`)
     ) -> list[Prepared]:
         clock = campaign_clock(c)
-        rows = await lead_store.claim_leads(
-            s,
-            lead_store.ClaimRequest(
-                campaign_id=c.id,
-                version=c.version,
-                worker_id=self.d.tuning.worker_id,
-                steps=steps,
-                limit=limit,
-                now=now,
-                due_before=clock.now(now),
-                lease_until=now + self.d.tuning.lease_seconds,
-                # Do-not-call binds calls only: an email step of the same lead still goes.
-                check_dnc=any(Channel(spec.sequence[i].channel) is Channel.VOICE for i in steps),
-            ),
+        req = lead_store.ClaimRequest(
+            campaign_id=c.id,
+            version=c.version,
+            worker_id=self.d.tuning.worker_id,
+            steps=steps,
+            limit=limit,
+            now=now,
+            due_before=clock.now(now),
+            lease_until=now + self.d.tuning.lease_seconds,
+            # Do-not-call binds calls only: an email step of the same lead still goes.
+            check_dnc=any(Channel(spec.sequence[i].channel) is Channel.VOICE for i in steps),
+            lead_id=lead_id,
         )
-        if len(rows) >= limit:
+        rows = await lead_store.claim_leads(s, req)
+        if lead_id is None and len(rows) >= limit:
             self.backlog = True
         if not rows:
             return []
@@ -393,6 +397,51 @@ class Dispatcher:
         if skipped:
             lead.lease_owner = lead.lease_until = None
         return skipped and (lead.step >= len(sequence) or lead.due > now)
+
+    async def dial_preview(
+        self, campaign_id: str, lead_id: int, agent_id: str, *, actor: str
+    ) -> int | None:
+        """Preview mode (docs/architecture.md §3.4): the agent clicked to dial this lead.
+
+        One transaction claims exactly that lead (the claim's campaign fence: a campaign not
+        running at the version read claims nothing), writes its attempt row and reserves
+        the agent for it (`attempt_id`), so the answer is bridged to that agent
+        (`pool.take`). The attempt then goes through `dispatch`, under the pause fence. The
+        attempt id, or None when nothing was dialled (the lead was not claimable, the agent
+        not free, or the fence refused the hand-off: the agent is free again)."""
+        now = self.d.clock.now()
+        if not self.in_touch(now):
+            return None
+        async with self.d.db.session() as s:
+            c = await campaign_store.get(s, campaign_id)
+            if c is None or c.state != CampaignState.RUNNING:
+                return None
+            agent = await agent_store.get(s, agent_id, lock=True)
+            if (
+                agent is None
+                or agent.campaign_id != c.id
+                or agent.state != AgentState.AVAILABLE
+                or agent.attempt_id is not None
+            ):
+                return None
+            spec = self.d.specs.of(c)
+            self.d.fence.see(c.id, c.state, c.version)  # views only move forward
+            voice_steps = spec.steps_of(Channel.VOICE)
+            # Whole seconds: the calling-hours check round-trips `now` through a datetime,
+            # which may land a hair after it and hold the lead back for no reason.
+            at = float(math.floor(now))
+            claimed = await self._claim(s, c, spec, voice_steps, 1, at, lead_id=lead_id)
+            if not claimed or claimed[0].channel is not Channel.VOICE:
+                return None
+            p = claimed[0]
+            agent.attempt_id = p.attempt_id
+            pool.move(s, agent, AgentState.RESERVED, now, "preview dial", actor=actor)
+        await self.dispatch(p, spec)
+        async with self.d.db.session() as s:
+            if await attempt_store.get(s, p.attempt_id) is None:  # fenced or never placed
+                await pool.unreserve(s, agent_id, p.attempt_id, now)
+                return None
+        return p.attempt_id
 
     async def dispatch(self, p: Prepared, spec: CampaignSpec) -> int:
         """Hand one attempt to its channel, if the fence still allows it, and write what

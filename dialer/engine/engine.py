@@ -96,6 +96,12 @@ class Engine:
         """What a caller hears when no agent takes the call (also the webhooks' TwiML)."""
         return self.d.tuning.abandon_message
 
+    async def dial_preview(
+        self, campaign_id: str, lead_id: int, agent_id: str, *, actor: str
+    ) -> int | None:
+        """An agent's preview dial (docs/architecture.md §3.4)."""
+        return await self.dispatcher.dial_preview(campaign_id, lead_id, agent_id, actor=actor)
+
     async def announce(self, c: Campaign) -> None:
         """Fan a campaign state change out to every engine (returns when all have seen it)."""
         await self.d.bus.publish(ControlMessage(c.id, c.state, c.version))

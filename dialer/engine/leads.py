@@ -173,6 +173,10 @@ def after_attempt(
         if attempt.abandoned:
             # Regulation: an abandoned party is not redialled for 72 h (configurable).
             lead.not_before = now + policy.abandon_redial_seconds
+    elif verdict is Verdict.EXHAUSTED and getattr(step, "on_exhausted", "next") == "stop":
+        # An email step's tries ran out on soft failures: the address never got this step,
+        # so no follow-up goes to it (docs/architecture.md §9.1).
+        stop(session, lead, StopReason.FAILED, now)
     elif verdict in (Verdict.ADVANCE, Verdict.EXHAUSTED):
         advance(session, lead, sequence, clock_now, now)
     elif verdict is Verdict.STOP:

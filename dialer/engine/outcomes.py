@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from dialer.agents import pool
 from dialer.channels.base import CallEvent, ChannelError
-from dialer.domain.campaign import AnsweredBy, Channel
+from dialer.domain.campaign import AnsweredBy, CampaignSpec, Channel
+from dialer.domain.pacing import PacingMode
 from dialer.domain.states import ATTEMPT_ANSWERED, ATTEMPT_FINAL, AttemptStatus
 from dialer.engine import attempts
 from dialer.engine.batch import GroupCommit
@@ -32,6 +33,16 @@ log = logging.getLogger(__name__)
 
 _NOT_KNOWN = (None, AnsweredBy.UNKNOWN)
 _ALREADY = "\x00already"  # a call that had its agent before (no agent id looks like this)
+_DELIVERED = "\x00delivered"  # agentless: the call gets the campaign's message, no agent
+
+
+def agentless_message(spec: CampaignSpec) -> str:
+    """What a person who answers an agentless campaign's call hears: the campaign's
+    `custom.message`, or a line naming the campaign (docs/api.md §4.1)."""
+    message = spec.custom.get("message")
+    if isinstance(message, str) and message.strip():
+        return message.strip()
+    return f"This is a message from {spec.name}. Goodbye."
 
 
 @dataclass(slots=True)
@@ -54,6 +65,23 @@ class Final:
     carrier_id: str | None = None
     error: str | None = None
     retryable: bool = True
+
+
+def _late_verdict(a: Attempt, ev: CallEvent, flips: _Flips) -> None:
+    """Who answered, known after the answer (async AMD): a live call found to be a machine
+    gets the abandon message, unless it is an agentless delivery (its message is playing;
+    it stops counting as delivered to a person)."""
+    if a.answered_at is None or a.answered_by not in _NOT_KNOWN:
+        return
+    if ev.answered_by in _NOT_KNOWN:
+        return
+    a.answered_by = ev.answered_by
+    machine = ev.answered_by == AnsweredBy.MACHINE
+    flips.late_machine = (
+        machine and a.status == AttemptStatus.IN_PROGRESS and not a.abandoned and not a.delivered
+    )
+    if machine:
+        a.delivered = False
 
 
 class Rows:
@@ -107,6 +135,7 @@ class Outcomes:
         self._connects: GroupCommit[tuple[int, str], str | None] = GroupCommit(
             self._connect_many, name="connects"
         )
+        self._messages: dict[str, str] = {}  # agentless campaign id -> its message
 
     async def on_call_event(self, ev: CallEvent) -> None:
         """The voice channel's sink. Returns once the report is written; raises when it
@@ -151,14 +180,7 @@ class Outcomes:
             # says who answered after the answer, on a call the engine may have bridged.
             if new is AttemptStatus.RINGING and not a.rang:
                 a.rang = flips.rang = True
-            refines = a.answered_at is not None and a.answered_by in _NOT_KNOWN
-            if refines and ev.answered_by not in _NOT_KNOWN:
-                a.answered_by = ev.answered_by
-                flips.late_machine = (
-                    ev.answered_by == AnsweredBy.MACHINE
-                    and a.status == AttemptStatus.IN_PROGRESS
-                    and not a.abandoned
-                )
+            _late_verdict(a, ev, flips)
             return flips, a.campaign_id
         if ev.error:
             a.error = ev.error
@@ -267,6 +289,10 @@ class Outcomes:
         """Bridge an answered call to a free agent of its campaign, if there is one;
         True when the call has an agent (now or before)."""
         taken = await self._connects.put((attempt_id, campaign_id))
+        if taken is _DELIVERED:  # agentless: the message plays, then the call ends
+            message = self._messages.get(campaign_id, "")
+            await self._hangup(carrier_id, message)
+            return True
         if taken is None or taken is _ALREADY:
             return taken is _ALREADY
         try:
@@ -278,10 +304,13 @@ class Outcomes:
     async def _connect_many(self, calls: Sequence[tuple[int, str]]) -> list[str | None]:
         """Put free agents on answered calls, in one transaction; per call the agent taken,
         `_ALREADY` when it had one, None when it has none. A campaign found with nobody free
-        is not asked again within the batch."""
+        is not asked again within the batch. An agentless campaign's call is marked
+        `delivered` instead (`_DELIVERED`): it plays the campaign's message and is never
+        abandoned (docs/architecture.md §7.3)."""
         now = self.d.clock.now()
         out: list[str | None] = []
         full: set[str] = set()
+        agentless: dict[str, bool] = {}
         async with self.d.db.session() as s:
             rows = await attempt_store.lock_many(s, [attempt_id for attempt_id, _ in calls])
             for attempt_id, campaign_id in calls:
@@ -289,8 +318,24 @@ class Outcomes:
                 if a is not None and a.agent_id is not None:
                     out.append(_ALREADY)
                     continue
+                if a is not None and a.delivered:  # asked again: its message plays again
+                    if campaign_id not in agentless:
+                        agentless[campaign_id] = await self._agentless(s, campaign_id)
+                    out.append(_DELIVERED)
+                    continue
                 if a is None or a.abandoned or a.status != AttemptStatus.IN_PROGRESS:
                     out.append(None)
+                    continue
+                if campaign_id not in agentless:
+                    agentless[campaign_id] = await self._agentless(s, campaign_id)
+                if agentless[campaign_id]:
+                    # A person: the message plays. Not known yet (async AMD): wait for
+                    # the verdict, at most the grace (`check_abandons` delivers then).
+                    if a.answered_by in _NOT_KNOWN:
+                        out.append(None)
+                        continue
+                    a.delivered = True
+                    out.append(_DELIVERED)
                     continue
                 agent_id = (
                     None
@@ -303,6 +348,17 @@ class Outcomes:
                     a.agent_id = agent_id
                 out.append(agent_id)
         return out
+
+    async def _agentless(self, s: DbSession, campaign_id: str) -> bool:
+        """Whether the campaign dials agentless (its message is kept for `connect`)."""
+        c = await campaign_store.get(s, campaign_id)
+        if c is None:
+            return False
+        spec = self.d.specs.of(c)
+        if spec.pacing.mode is not PacingMode.AGENTLESS:
+            return False
+        self._messages[campaign_id] = agentless_message(spec)
+        return True
 
     async def check_abandons(self, now: float) -> int:
         """A person answered, no agent within the grace: abandoned (docs/architecture.md §7.3)."""
@@ -328,16 +384,30 @@ class Outcomes:
         if not over:
             return 0
         abandoned: list[tuple[str, str]] = []
+        delivered: list[tuple[str, str]] = []
         async with self.d.db.session() as s:
             rows = await attempt_store.lock_many(s, [attempt_id for attempt_id, _, _ in over])
+            agentless: dict[str, bool] = {}
             for attempt_id, campaign_id, carrier_id in over:
                 a = rows.get(attempt_id)
-                if a is None or a.agent_id is not None or a.abandoned:
+                if a is None or a.agent_id is not None or a.abandoned or a.delivered:
                     continue
                 if a.status != AttemptStatus.IN_PROGRESS:
                     continue
+                if campaign_id not in agentless:
+                    agentless[campaign_id] = await self._agentless(s, campaign_id)
+                if agentless[campaign_id]:  # no verdict within the grace: taken for a person
+                    a.delivered = True
+                    delivered.append((campaign_id, carrier_id))
+                    continue
                 a.abandoned = True
                 abandoned.append((campaign_id, carrier_id))
+        await asyncio.gather(
+            *(
+                self._hangup(carrier_id, self._messages.get(campaign_id, ""))
+                for campaign_id, carrier_id in delivered
+            )
+        )
         for campaign_id, _ in abandoned:
             self.d.metrics.calls_abandoned.labels(campaign_id).inc()
         await asyncio.gather(

@@ -10,7 +10,11 @@ Two windows (docs/architecture.md §8, §7.3):
 
 The dispatcher asks every tick; the figures move slowly, so they are cached per campaign for
 `ttl` seconds of clock time. Agent load (who is on a call, whose wrap-up ends when) is live
-and read each time.
+and read each time. Every mode gets the abandon figures (power and progressive throttle
+down near the cap); only predictive gets the rest.
+
+`pacing_status` is what the campaign page shows: the rolling abandon rate against the cap and
+the dial level the pacer applies now (docs/api.md).
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from dialer.domain.campaign import AnsweredBy, CampaignSpec
-from dialer.domain.pacing import PacingInput, PacingMode
-from dialer.domain.states import AgentState
+from dialer.domain.pacing import PacingInput, PacingMode, dial_level, dials_to_place
+from dialer.domain.states import ATTEMPT_DIALING, AgentState
 from dialer.store import agents as agent_store
 from dialer.store import attempts as attempt_store
 from dialer.store.db import DbSession
@@ -38,6 +42,23 @@ class Recent:
     @property
     def abandon_rate(self) -> float:
         return self.abandoned / self.answered_humans if self.answered_humans else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PacingStatus:
+    """A campaign's pacing now: its abandon rate over the rolling window against its cap,
+    and the lines per agent the pacer keeps in flight (`domain.pacing.dial_level`)."""
+
+    mode: str
+    abandon_rate: float  # abandoned / human answers over the window
+    max_abandon_rate: float
+    answered_humans: int
+    abandoned: int
+    window_days: float
+    dial_level: float
+    available_agents: int
+    live_calls: int
+    dials_now: int  # what the pacer would start on this tick
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +111,17 @@ class StatsWindow:
             max_abandon_rate=pacing.max_abandon_rate,
             wrap_up_seconds=spec.wrap_up_seconds,
         )
-        if pacing.mode is not PacingMode.PREDICTIVE:
+        if pacing.mode in (PacingMode.PREVIEW, PacingMode.AGENTLESS):
             return base
         recent = await self.recent(s, campaign_id, now)
+        base = replace(
+            base, abandon_rate=recent.abandon_rate, answered_humans=recent.answered_humans
+        )
+        if pacing.mode is not PacingMode.PREDICTIVE:
+            return base
         load = await agent_load(s, campaign_id, now)
         return replace(
             base,
-            abandon_rate=recent.abandon_rate,
-            answered_humans=recent.answered_humans,
             answer_rate=recent.answer_rate,
             mean_ring_seconds=recent.mean_ring_seconds,
             mean_talk_seconds=recent.mean_talk_seconds,
@@ -123,6 +147,43 @@ class StatsWindow:
             mean_ring_seconds=sum(rings) / len(rings) if rings else 0.0,
             mean_talk_seconds=sum(talks) / len(talks) if talks else 0.0,
         )
+
+
+async def pacing_status(
+    s: DbSession,
+    campaign_id: str,
+    spec: CampaignSpec,
+    *,
+    now: float,
+    max_lines_per_agent: float,
+    window: StatsWindow | None = None,
+) -> PacingStatus:
+    """The pacer's view of a campaign now, from the same snapshot the dispatcher takes."""
+    window = window or StatsWindow(ttl=0.0)
+    live = await attempt_store.count_voice(s, campaign_id, ATTEMPT_DIALING)
+    available = await agent_store.count_available(s, campaign_id)
+    p = await window.pacing_input(
+        s,
+        campaign_id,
+        spec,
+        available_agents=available,
+        live_calls=live,
+        max_lines_per_agent=max_lines_per_agent,
+        now=now,
+    )
+    recent = await window.recent(s, campaign_id, now)
+    return PacingStatus(
+        mode=str(spec.pacing.mode),
+        abandon_rate=round(recent.abandon_rate, 4),
+        max_abandon_rate=spec.pacing.max_abandon_rate,
+        answered_humans=recent.answered_humans,
+        abandoned=recent.abandoned,
+        window_days=window.abandon_window / 86400,
+        dial_level=round(dial_level(p), 3),
+        available_agents=available,
+        live_calls=live,
+        dials_now=dials_to_place(p),
+    )
 
 
 async def agent_load(s: DbSession, campaign_id: str, now: float) -> AgentLoad:

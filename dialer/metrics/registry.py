@@ -45,6 +45,8 @@ PAUSE_DURATION_BUCKETS = (
     10.0,
     30.0,
 )
+# The kinds of `dialer_emails_received_total`.
+RECEIVED_KINDS = ("reply", "auto_reply", "bounce", "soft_bounce", "unmatched")
 
 
 class Metrics:
@@ -131,6 +133,20 @@ class Metrics:
             "dialer_attempts_reconciled",
             "Open attempts whose lease ran out, resolved by asking the carrier, by result.",
             ["result"],
+            registry=r,
+        )
+        # Email that listens (docs/api.md §12, docs/architecture.md §9.1).
+        self.emails_received = Counter(
+            "dialer_emails_received",
+            "Messages that came back (webhook or IMAP), by kind.",
+            ["kind"],
+            registry=r,
+        )
+        for kind in RECEIVED_KINDS:
+            self.emails_received.labels(kind)
+        self.email_clicks = Counter(
+            "dialer_email_clicks",
+            "Follows of tracked links by people (link scanners not counted).",
             registry=r,
         )
         for channel in ("voice", "email"):

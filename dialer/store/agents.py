@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.domain.states import AGENT_FREE, AgentState
-from dialer.store.models import Agent
+from dialer.store.models import Agent, Attempt, Event
 
 
 async def get(session: AsyncSession, agent_id: str, *, lock: bool = False) -> Agent | None:
@@ -143,3 +143,39 @@ async def holding(session: AsyncSession, campaign_id: str) -> list[Agent]:
         .order_by(Agent.id)
     )
     return list(rows.all())
+
+
+# -- per-agent figures (issue 14) ----------------------------------------------------------
+async def handled_since(
+    session: AsyncSession, since: float, agent_ids: Sequence[str]
+) -> dict[str, tuple[int, float]]:
+    """Per agent: the calls it was put on that were answered since `since`, and their
+    talk seconds (of those that ended)."""
+    if not agent_ids:
+        return {}
+    rows = await session.execute(
+        select(Attempt.agent_id, func.count(), func.coalesce(func.sum(Attempt.duration), 0.0))
+        .where(Attempt.agent_id.in_(list(agent_ids)), Attempt.answered_at >= since)
+        .group_by(Attempt.agent_id)
+    )
+    return {str(agent_id): (int(n), float(talk or 0.0)) for agent_id, n, talk in rows.all()}
+
+
+async def state_changes_since(
+    session: AsyncSession, since: float, agent_ids: Sequence[str]
+) -> list[tuple[str, float, str | None, str]]:
+    """The agents' state changes since `since` in order: (agent, at, from, to)."""
+    if not agent_ids:
+        return []
+    rows = await session.execute(
+        select(Event.entity_id, Event.at, Event.from_state, Event.to_state)
+        .where(
+            Event.entity == "agent",
+            Event.entity_id.in_(list(agent_ids)),
+            Event.at >= since,
+            Event.to_state.is_not(None),
+            Event.type.in_(("agent.state", "agent.forced", "agent.created")),
+        )
+        .order_by(Event.id)
+    )
+    return [(str(a), float(at), f, str(t)) for a, at, f, t in rows.all()]

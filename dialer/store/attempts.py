@@ -6,7 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Row, case, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from dialer.domain.campaign import AnsweredBy, Channel
@@ -264,6 +273,7 @@ async def waiting_for_agent(session: AsyncSession) -> list[Attempt]:
             Attempt.status == AttemptStatus.IN_PROGRESS,
             Attempt.agent_id.is_(None),
             Attempt.abandoned.is_(False),
+            Attempt.delivered.is_(False),
             Attempt.answered_by != AnsweredBy.MACHINE,
             Attempt.channel == Channel.VOICE,
         )
@@ -272,8 +282,13 @@ async def waiting_for_agent(session: AsyncSession) -> list[Attempt]:
 
 
 async def human_answers(session: AsyncSession, campaign_id: str, since: float) -> tuple[int, int]:
-    """(answers by a person, of which abandoned) of the campaign's calls since `since`."""
-    human = Attempt.answered_at.is_not(None) & (Attempt.answered_by != AnsweredBy.MACHINE)
+    """(answers by a person, of which abandoned) of the campaign's calls since `since`;
+    an agentless delivery (the message played) is neither (docs/architecture.md §7.3)."""
+    human = (
+        Attempt.answered_at.is_not(None)
+        & (Attempt.answered_by != AnsweredBy.MACHINE)
+        & Attempt.delivered.is_(False)
+    )
     humans, abandoned = (
         await session.execute(
             select(
@@ -357,3 +372,6 @@ async def live_groups(
         LiveGroup(status, int(step), channel, int(n), float(oldest), float(stale))
         for status, step, channel, n, oldest, stale in rows.all()
     ]
+
+
+# -- preview mode: the lead an agent sees, and its claim (docs/architecture.md §3.4) ---------

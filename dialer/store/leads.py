@@ -10,11 +10,13 @@ from sqlalchemy import (
     ColumnElement,
     Row,
     Update,
+    and_,
     exists,
     false,
     func,
     insert,
     literal_column,
+    not_,
     or_,
     select,
     update,
@@ -51,6 +53,7 @@ class ClaimRequest:
     due_before: float  # in the campaign's clock
     lease_until: float
     check_dnc: bool  # flag leads whose phone is on the do-not-call list
+    lead_id: int | None = None  # exactly this lead (an agent's preview dial), if claimable
 
 
 async def insert_leads(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
@@ -103,6 +106,51 @@ def _listed(req: ClaimRequest) -> ColumnElement[bool]:
     return exists().where(DoNotCall.phone == literal_column(f"{Lead.__tablename__}.phone"))
 
 
+def claimable(
+    campaign_id: str, steps: Sequence[int], due_before: float, now: float
+) -> ColumnElement[bool]:
+    """A lead the claim may take now: open, due in the campaign's clock, at one of these
+    steps, no live attempt, no live lease, not held back (`not_before`)."""
+    return and_(
+        Lead.campaign_id == campaign_id,
+        Lead.status.in_((LeadStatus.PENDING, LeadStatus.IN_PROGRESS)),
+        Lead.due <= due_before,
+        Lead.active_attempt_id.is_(None),
+        or_(Lead.lease_until.is_(None), Lead.lease_until < now),
+        or_(Lead.not_before.is_(None), Lead.not_before <= now),
+        Lead.step.in_(list(steps)),
+    )
+
+
+async def preview_lead(
+    session: AsyncSession, campaign_id: str, steps: Sequence[int], due_before: float, now: float
+) -> Lead | None:
+    """The lead a preview-mode agent sees next: the first one the claim would take."""
+    return (
+        await session.scalars(
+            select(Lead)
+            .where(claimable(campaign_id, steps, due_before, now))
+            .order_by(Lead.due, Lead.id)
+            .limit(1)
+        )
+    ).first()
+
+
+async def is_previewable(
+    session: AsyncSession,
+    campaign_id: str,
+    steps: Sequence[int],
+    due_before: float,
+    now: float,
+    lead_id: int,
+) -> bool:
+    """Whether this lead is one a preview-mode agent may dial or skip now."""
+    found = await session.scalar(
+        select(Lead.id).where(Lead.id == lead_id, claimable(campaign_id, steps, due_before, now))
+    )
+    return found is not None
+
+
 def _claim_update(req: ClaimRequest, dialect: str, skip_locked: bool | None) -> Update:
     fence = exists().where(
         Campaign.id == req.campaign_id,
@@ -111,19 +159,12 @@ def _claim_update(req: ClaimRequest, dialect: str, skip_locked: bool | None) -> 
     )
     candidates = (
         select(Lead.id)
-        .where(
-            Lead.campaign_id == req.campaign_id,
-            Lead.status.in_((LeadStatus.PENDING, LeadStatus.IN_PROGRESS)),
-            Lead.due <= req.due_before,
-            Lead.active_attempt_id.is_(None),
-            or_(Lead.lease_until.is_(None), Lead.lease_until < req.now),
-            or_(Lead.not_before.is_(None), Lead.not_before <= req.now),
-            Lead.step.in_(list(req.steps)),
-            fence,
-        )
+        .where(claimable(req.campaign_id, req.steps, req.due_before, req.now), fence)
         .order_by(Lead.due, Lead.id)
         .limit(req.limit)
     )
+    if req.lead_id is not None:
+        candidates = candidates.where(Lead.id == req.lead_id)
     if skip_locked is None:
         # PostgreSQL skips rows another worker has locked; SQLite has no row locks (its
         # write transactions begin IMMEDIATE, store/db.py).
@@ -278,3 +319,152 @@ async def hold_claims(
         .returning(Lead.id)
     )
     return {lead_id for (lead_id,) in rows.all()}
+
+
+# -- finding leads (issue 14: search, stale, bulk actions, export) -------------------------
+@dataclass(frozen=True, slots=True)
+class LeadFilter:
+    """Which of a campaign's leads (docs/api.md §5): every given field must hold."""
+
+    status: str | None = None
+    pause_reason: str | None = None
+    step: int | None = None
+    company: str | None = None
+    q: str | None = None  # part of the phone, email, name or company (case-insensitive)
+    # With `stale_before`: True keeps the leads paused at or before it (a stale pause),
+    # False the others.
+    stale: bool | None = None
+    stale_before: float = 0.0
+    statuses: tuple[str, ...] | None = None  # one of these (a bulk action's sources)
+
+
+def _like(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def filter_clauses(campaign_id: str, f: LeadFilter) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [Lead.campaign_id == campaign_id]
+    if f.status is not None:
+        where.append(Lead.status == f.status)
+    if f.statuses is not None:
+        where.append(Lead.status.in_(f.statuses))
+    if f.pause_reason is not None:
+        where.append(Lead.pause_reason == f.pause_reason)
+    if f.step is not None:
+        where.append(Lead.step == f.step)
+    if f.company is not None:
+        where.append(func.lower(Lead.company) == f.company.lower())
+    if f.stale is not None:
+        stale = and_(
+            Lead.status == LeadStatus.PAUSED,
+            Lead.paused_at.is_not(None),
+            Lead.paused_at <= f.stale_before,
+        )
+        where.append(stale if f.stale else not_(stale))
+    if f.q:
+        pattern = _like(f.q)
+        full_name = func.coalesce(Lead.first_name, "") + " " + func.coalesce(Lead.last_name, "")
+        where.append(
+            or_(
+                *(
+                    func.lower(col).like(pattern, escape="\\")
+                    for col in (Lead.phone, Lead.email, Lead.company, full_name)
+                )
+            )
+        )
+    return where
+
+
+async def find(
+    session: AsyncSession,
+    campaign_id: str,
+    f: LeadFilter,
+    *,
+    after: int = 0,
+    limit: int = 100,
+    lock: bool = False,
+) -> list[Lead]:
+    """Up to `limit` matching leads in id order after the id `after`; with `lock`, their
+    rows are locked for the rest of the transaction."""
+    stmt = (
+        select(Lead)
+        .where(*filter_clauses(campaign_id, f), Lead.id > after)
+        .order_by(Lead.id)
+        .limit(limit)
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    return list((await session.scalars(stmt)).all())
+
+
+async def count_matching(session: AsyncSession, campaign_id: str, f: LeadFilter) -> int:
+    n = await session.scalar(select(func.count()).where(*filter_clauses(campaign_id, f)))
+    return int(n or 0)
+
+
+async def finished_with_steps_ahead(
+    session: AsyncSession, campaign_id: str, steps: int
+) -> list[Lead]:
+    """Leads that completed a sequence shorter than `steps` (completed by the sequence,
+    not stopped), locked: a longer sequence has steps ahead of them."""
+    rows = await session.scalars(
+        select(Lead)
+        .where(
+            Lead.campaign_id == campaign_id,
+            Lead.status == LeadStatus.COMPLETED,
+            Lead.stop_reason.is_(None),
+            Lead.step < steps,
+        )
+        .order_by(Lead.id)
+        .with_for_update()
+    )
+    return list(rows.all())
+
+
+async def open_past(session: AsyncSession, campaign_id: str, steps: int) -> list[Lead]:
+    """Open leads whose position lies at or past `steps` (a shortened sequence), locked."""
+    rows = await session.scalars(
+        select(Lead)
+        .where(
+            Lead.campaign_id == campaign_id,
+            Lead.status.in_((LeadStatus.PENDING, LeadStatus.IN_PROGRESS, LeadStatus.PAUSED)),
+            Lead.step >= steps,
+        )
+        .order_by(Lead.id)
+        .with_for_update()
+    )
+    return list(rows.all())
+
+
+async def clamp_steps(conn: AsyncConnection, campaign_id: str, steps: int) -> None:
+    """No lead points past the end of a `steps`-long sequence: `steps` means done."""
+    await conn.execute(
+        update(Lead).where(Lead.campaign_id == campaign_id, Lead.step > steps).values(step=steps)
+    )
+
+
+async def in_progress_at(
+    session: AsyncSession, campaign_id: str, steps: Sequence[int]
+) -> list[Lead]:
+    """In-progress leads whose next step is one of `steps`, locked."""
+    if not steps:
+        return []
+    rows = await session.scalars(
+        select(Lead)
+        .where(
+            Lead.campaign_id == campaign_id,
+            Lead.status == LeadStatus.IN_PROGRESS,
+            Lead.step.in_(list(steps)),
+        )
+        .order_by(Lead.id)
+        .with_for_update()
+    )
+    return list(rows.all())
+
+
+async def count_stale(session: AsyncSession, campaign_id: str, stale_before: float) -> int:
+    """Paused leads paused at or before `stale_before`."""
+    return await count_matching(
+        session, campaign_id, LeadFilter(stale=True, stale_before=stale_before)
+    )

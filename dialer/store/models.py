@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -93,6 +94,9 @@ class Lead(Base):
     pause_reason: Mapped[str | None] = mapped_column(Text)
     paused_until: Mapped[float | None] = mapped_column(Float)
     paused_remaining: Mapped[float | None] = mapped_column(Float)
+    # When a person or dialer paused the lead: stale after DIALER_STALE_PAUSE_DAYS
+    # (docs/architecture.md §3.5).
+    paused_at: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
 
@@ -109,7 +113,7 @@ class Attempt(Base):
     channel: Mapped[str] = mapped_column(String(10))
     idem_key: Mapped[str] = mapped_column(String(120), unique=True)
     status: Mapped[str] = mapped_column(String(20))
-    carrier_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    carrier_id: Mapped[str | None] = mapped_column(String(255), index=True)
     answered_by: Mapped[str | None] = mapped_column(String(10))
     rang: Mapped[bool] = mapped_column(Boolean, default=False)
     answered_at: Mapped[float | None] = mapped_column(Float)
@@ -117,6 +121,8 @@ class Attempt(Base):
     duration: Mapped[float | None] = mapped_column(Float)
     agent_id: Mapped[str | None] = mapped_column(String(64))
     abandoned: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Agentless: a person answered and heard the campaign's message (never abandoned).
+    delivered: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
     campaign_version: Mapped[int] = mapped_column(Integer)
     worker_id: Mapped[str | None] = mapped_column(String(64))
@@ -147,6 +153,8 @@ class Event(Base):
         Index("ix_events_campaign", "campaign_id", "id"),
         # The latest channel event of a campaign (its `channels`, docs/api.md §4.5).
         Index("ix_events_campaign_type", "campaign_id", "type", "id"),
+        # An agent's (or a lead's) own history: per-agent figures read today's events.
+        Index("ix_events_entity", "entity", "entity_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -168,3 +176,65 @@ class DoNotCall(Base):
     phone: Mapped[str] = mapped_column(String(20), primary_key=True)
     reason: Mapped[str | None] = mapped_column(Text)
     added_at: Mapped[float] = mapped_column(Float)
+
+
+# --- Email that listens (docs/architecture.md §9.1) ---------------------------------------
+
+
+class EmailLink(Base):
+    """A link of a campaign's email step: `url` as written, `target` where it leads now
+    (editable, also for mails already sent)."""
+
+    __tablename__ = "email_links"
+    __table_args__ = (Index("ix_email_links_key", "campaign_id", "step", "url_hash", unique=True),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[str] = mapped_column(String(40))
+    step: Mapped[int] = mapped_column(Integer)
+    url_hash: Mapped[str] = mapped_column(String(64))  # sha256 of url: the unique key
+    url: Mapped[str] = mapped_column(Text)
+    target: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class EmailClick(Base):
+    """One follow of a tracked link; `bot` when a link scanner made it."""
+
+    __tablename__ = "email_clicks"
+    __table_args__ = (
+        Index("ix_email_clicks_link", "link_id", "lead_id"),
+        Index("ix_email_clicks_campaign", "campaign_id", "lead_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    link_id: Mapped[int] = mapped_column(BigId)
+    campaign_id: Mapped[str] = mapped_column(String(40))
+    lead_id: Mapped[int] = mapped_column(BigId)
+    attempt_id: Mapped[int] = mapped_column(BigId)
+    bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    at: Mapped[float] = mapped_column(Float)
+
+
+class InboundMessage(Base):
+    """A message that came back (webhook or IMAP): what it was and whom it matched.
+    `key` (its Message-ID, else a hash of its bytes) makes a second delivery a no-op;
+    an unmatched message keeps its bytes (`raw`)."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (Index("ix_inbound_messages_campaign", "campaign_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    source: Mapped[str] = mapped_column(String(10))  # webhook / imap
+    kind: Mapped[str] = mapped_column(String(20))  # reply, auto_reply, bounce, ...
+    campaign_id: Mapped[str | None] = mapped_column(String(40))
+    lead_id: Mapped[int | None] = mapped_column(BigId)
+    attempt_id: Mapped[int | None] = mapped_column(BigId)
+    matched_by: Mapped[str | None] = mapped_column(String(20))
+    status: Mapped[str | None] = mapped_column(String(20))  # a DSN's status code
+    sender: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    received_at: Mapped[float] = mapped_column(Float)

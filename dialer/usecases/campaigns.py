@@ -21,6 +21,7 @@ from dialer.domain.contacts import ContactError, normalize_phone
 from dialer.domain.links import LinkSigner
 from dialer.domain.states import CAMPAIGN_EDITABLE, CampaignAction, CampaignState
 from dialer.engine import control
+from dialer.engine.stats_window import PacingStatus, pacing_status
 from dialer.errors import (
     InvalidState,
     NotFound,
@@ -34,6 +35,7 @@ from dialer.store import agents as agent_store
 from dialer.store import attempts as attempt_store
 from dialer.store import campaigns as campaign_store
 from dialer.store import events
+from dialer.store import leads as lead_store
 from dialer.store.db import Database, DbSession
 from dialer.store.models import Agent, Attempt, Campaign, Event
 from dialer.store.stats import CampaignStats, campaign_stats
@@ -247,6 +249,7 @@ class Service:
         links: LinkSigner,
         *,
         lease_seconds: float = 60.0,
+        stale_pause_days: float = 30.0,
     ) -> None:
         self.db = db
         # The engine's lease (DIALER_LEASE_SECONDS): when the reconciler takes over an
@@ -257,6 +260,7 @@ class Service:
         self.metrics = metrics
         self.links = links
         self.leads = LeadOps(db, clock, engine.spec)
+        self.leads.stale_pause_days = stale_pause_days
         self.dnc = DncOps(db, clock)
         self.agents = AgentOps(db, clock, engine)
 
@@ -322,15 +326,23 @@ class Service:
                     "fixed once started",
                     summary="the resume policy is fixed once a campaign has started",
                 )
+            old_spec = CampaignSpec.model_validate(c.config)
             spec = validate_spec({**c.config, **changes})
             if "agent_ids" in changes and (errors := await unknown_agents(s, spec.agent_ids)):
                 raise ValidationFailed("invalid campaign change", errors)
             c.config = spec.model_dump(mode="json")
+            # Leads follow a sequence or sender change (docs/architecture.md §3.5).
+            moved = await self.leads.on_config_change(s, c, old_spec, spec, now)
             c.name = spec.name
             c.version += 1
             c.updated_at = now
             events.campaign_event(
-                s, c, "campaign.updated", at=now, actor=actor, data={"fields": sorted(changes)}
+                s,
+                c,
+                "campaign.updated",
+                at=now,
+                actor=actor,
+                data={"fields": sorted(changes), **({"leads": moved} if moved else {})},
             )
         await self.engine.announce(c)
         return c
@@ -469,8 +481,21 @@ class Service:
                 events.campaign_event(s, c, "campaign.archived", at=now, actor=actor)
         return c
 
+    async def unarchive(self, campaign_id: str, *, actor: str) -> Campaign:
+        """Back in the lists; it may be resumed or started again."""
+        now = self.clock.now()
+        async with self.db.session() as s:
+            c = await control.load(s, campaign_id, lock=True)
+            if c.archived:
+                c.archived = False
+                c.updated_at = now
+                events.campaign_event(s, c, "campaign.unarchived", at=now, actor=actor)
+        return c
+
     async def pause_all(self, *, actor: str, reason: str | None = None) -> list[str]:
         running = await self.list_campaigns(state=CampaignState.RUNNING, archived=None)
+        # A scheduled campaign too: its start is dropped (docs/architecture.md §3.5).
+        running += await self.list_campaigns(state=CampaignState.SCHEDULED, archived=None)
         paused: list[str] = []
         for c in running:
             try:
@@ -500,7 +525,22 @@ class Service:
     async def stats(self, campaign_id: str) -> CampaignStats:
         async with self.db.reader() as s:
             c = await control.load(s, campaign_id)
-            return await campaign_stats(s, c)
+            out = await campaign_stats(s, c)
+            out.leads["stale"] = await lead_store.count_stale(s, c.id, self.leads.stale_before())
+            return out
+
+    async def pacing(self, campaign_id: str, *, max_lines_per_agent: float) -> PacingStatus:
+        """The pacer's view now: the rolling abandon rate against the cap and the dial level
+        (docs/architecture.md §8)."""
+        async with self.db.reader() as s:
+            c = await control.load(s, campaign_id)
+            return await pacing_status(
+                s,
+                c.id,
+                self.engine.spec(c),
+                now=self.clock.now(),
+                max_lines_per_agent=max_lines_per_agent,
+            )
 
     async def events(
         self, campaign_id: str, *, after_id: int = 0, limit: int = 1000, entity: str | None = None
@@ -529,9 +569,18 @@ class Service:
     ) -> control.Change:
         now = self.clock.now()
         async with self.db.session() as s:
+            if action in (CampaignAction.START, CampaignAction.RESUME):
+                # Archived: hidden from the lists, so it runs only once unarchived.
+                c = await control.load(s, campaign_id, lock=True)
+                if c.archived:
+                    raise InvalidState(
+                        f"cannot {action} an archived campaign: unarchive it first", c.state
+                    )
             change = await control.transition(
                 s, campaign_id, action, now, actor=actor, reason=reason, at=at
             )
+            if change.changed and change.from_state is CampaignState.SCHEDULED:
+                change.campaign.start_at = None  # paused: the scheduled start is dropped
         if change.changed:
             await self.engine.announce(change.campaign)
             c = change.campaign

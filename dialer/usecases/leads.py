@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
@@ -20,22 +20,25 @@ from dialer.domain.contacts import (
 )
 from dialer.domain.states import (
     CAMPAIGN_TERMINAL,
+    LEAD_MOVES,
     LEAD_TERMINAL,
     CampaignState,
     InvalidTransition,
     LeadAction,
     LeadStatus,
+    PauseReason,
     StopReason,
     lead_transition,
 )
 from dialer.engine import control
-from dialer.engine.leads import apply_lead_action
-from dialer.errors import InvalidState, NotFound, ValidationFailed, field_errors
-from dialer.store import lead_queries
+from dialer.engine.leads import apply_lead_action, engine_transition
+from dialer.errors import InvalidState, NotFound, ValidationFailed, field_errors, invalid
+from dialer.store import events, lead_queries
 from dialer.store import leads as lead_store
-from dialer.store.db import Database
+from dialer.store.db import Database, DbSession
+from dialer.store.leads import LeadFilter
 from dialer.store.models import Attempt, Campaign, Lead
-from dialer.usecases.limits import MAX_SCHEDULE_SECONDS, custom_problem, text_problem
+from dialer.usecases.limits import MAX_SCHEDULE_SECONDS, custom_problem, plain_text
 
 MAX_IMPORT = 100_000
 _NEEDS = {"phone": Channel.VOICE, "email": Channel.EMAIL}
@@ -57,10 +60,7 @@ class LeadIn(BaseModel):
     @field_validator("phone", "email", "first_name", "last_name", "company", "timezone")
     @classmethod
     def _plain_text(cls, value: str | None) -> str | None:
-        problem = None if value is None else text_problem(value)
-        if problem:
-            raise PydanticCustomError("text", problem)
-        return value
+        return plain_text(value)
 
     @field_validator("custom")
     @classmethod
@@ -123,6 +123,54 @@ def _clean(raw: dict[str, Any], spec: CampaignSpec) -> tuple[dict[str, Any], lis
     return out, errors
 
 
+DAY = 86400.0
+BULK_BATCH = 500  # leads locked and changed per transaction of a bulk action
+# The actions a bulk action takes, and the statuses each applies to: the single-lead rules
+# of the state table (docs/architecture.md §3.5).
+BULK_ACTIONS = {
+    str(a): frozenset(str(s) for (s, act) in LEAD_MOVES if act is a)
+    for a in (LeadAction.PAUSE, LeadAction.RESUME, LeadAction.STOP, LeadAction.SKIP)
+}
+
+
+class LeadFilterIn(BaseModel):
+    """Which leads a list, an export or a bulk action is about (docs/api.md §5)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    status: (
+        Literal["pending", "in_progress", "paused", "completed", "stopped", "skipped"] | None
+    ) = None
+    pause_reason: str | None = Field(default=None, max_length=500)
+    step: int | None = Field(default=None, ge=0, le=1000)
+    company: str | None = Field(default=None, max_length=200)
+    stale: bool | None = None
+    q: str | None = Field(default=None, max_length=200)
+
+    @field_validator("pause_reason", "company", "q")
+    @classmethod
+    def _plain_text(cls, value: str | None) -> str | None:
+        return plain_text(value)
+
+
+def lead_filter(raw: dict[str, Any] | LeadFilterIn | None, *, prefix: str = "") -> LeadFilterIn:
+    """A filter from its fields; 422 naming each bad one (an unknown field among them)."""
+    if isinstance(raw, LeadFilterIn):
+        return raw
+    try:
+        return LeadFilterIn.model_validate(
+            {k: v for k, v in (raw or {}).items() if not (isinstance(v, str) and not v.strip())}
+        )
+    except ValidationError as exc:
+        raise ValidationFailed("invalid filter", field_errors(exc, prefix=prefix)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class BulkResult:
+    matched: int  # leads the filter selects
+    changed: int  # of them, those the action changed (or would, on a dry run)
+
+
 class LeadOps:
     def __init__(
         self, db: Database, clock: Clock, specs: Callable[[Campaign], CampaignSpec]
@@ -130,6 +178,31 @@ class LeadOps:
         self.db = db
         self.clock = clock
         self.specs = specs  # the typed config, parsed once per version (EngineControl.spec)
+        # DIALER_STALE_PAUSE_DAYS: a lead paused longer is stale (docs/architecture.md §3.5).
+        self.stale_pause_days = 30.0
+
+    def stale_before(self, now: float | None = None) -> float:
+        """Leads paused at or before this time are stale."""
+        return (self.clock.now() if now is None else now) - self.stale_pause_days * DAY
+
+    def is_stale(self, lead: Lead, stale_before: float) -> bool:
+        return (
+            lead.status == LeadStatus.PAUSED
+            and lead.paused_at is not None
+            and lead.paused_at <= stale_before
+        )
+
+    def _store_filter(self, f: LeadFilterIn, **extra: Any) -> LeadFilter:
+        return LeadFilter(
+            status=f.status,
+            pause_reason=f.pause_reason,
+            step=f.step,
+            company=f.company,
+            q=f.q,
+            stale=f.stale,
+            stale_before=self.stale_before(),
+            **extra,
+        )
 
     async def add(
         self, campaign_id: str, rows: list[dict[str, Any]], *, first_row: int = 1
@@ -212,6 +285,9 @@ class LeadOps:
         """Where the lead stands: its next step and when that step is due."""
         async with self.db.reader() as s:
             c = await control.load(s, lead.campaign_id)
+        return self._position(c, lead)
+
+    def _position(self, c: Campaign, lead: Lead) -> Position:
         sequence = self.specs(c).sequence
         done = lead.status in LEAD_TERMINAL or lead.step >= len(sequence)
         if done:
@@ -226,22 +302,193 @@ class LeadOps:
         return Position(lead.step, sequence[lead.step].channel, due_at, left)
 
     async def page(
-        self, campaign_id: str, *, status: str | None = None, limit: int = 100, cursor: int = 0
+        self,
+        campaign_id: str,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        cursor: int = 0,
+        filter: dict[str, Any] | LeadFilterIn | None = None,
     ) -> tuple[list[Lead], int | None]:
+        """A page of the campaign's leads in id order; `filter` as a bulk action's (search
+        with `q`, stale pauses with `stale`)."""
         if status is not None and status not in set(LeadStatus):
             raise ValidationFailed(
                 "unknown lead status",
                 [{"field": "status", "message": f"not one of {[str(x) for x in LeadStatus]}"}],
             )
+        f = lead_filter(filter)
+        if status is not None:
+            f = f.model_copy(update={"status": status})
         limit = max(1, min(limit, 1000))
         async with self.db.reader() as s:
             await control.load(s, campaign_id)
-            items = await lead_queries.page(
-                s, campaign_id, status=status, after=cursor, limit=limit + 1
+            items = await lead_store.find(
+                s, campaign_id, self._store_filter(f), after=cursor, limit=limit + 1
             )
         more = len(items) > limit
         items = items[:limit]
         return items, (items[-1].id if more and items else None)
+
+    async def export(
+        self, campaign_id: str, filter: dict[str, Any] | LeadFilterIn | None = None
+    ) -> AsyncIterator[list[Lead]]:
+        """The matching leads in id order, a batch at a time (a CSV export streams them)."""
+        f = self._store_filter(lead_filter(filter))
+        async with self.db.reader() as s:
+            await control.load(s, campaign_id)
+        after = 0
+        while True:
+            async with self.db.reader() as s:
+                batch = await lead_store.find(s, campaign_id, f, after=after, limit=1000)
+            if not batch:
+                return
+            yield batch
+            after = batch[-1].id
+
+    async def positions(self, campaign_id: str, leads: list[Lead]) -> list[Position]:
+        """Where each lead stands (as `position`), with one campaign read."""
+        async with self.db.reader() as s:
+            c = await control.load(s, campaign_id)
+        return [self._position(c, lead) for lead in leads]
+
+    async def stale_count(self, campaign_id: str) -> int:
+        async with self.db.reader() as s:
+            return await lead_store.count_stale(s, campaign_id, self.stale_before())
+
+    # -- bulk actions (docs/api.md §5, docs/architecture.md §3.5) --------------------------
+    async def bulk(
+        self,
+        campaign_id: str,
+        action: str,
+        filter: dict[str, Any] | LeadFilterIn | None = None,
+        *,
+        actor: str,
+        reason: str | None = None,
+        until: float | None = None,
+        at: float | None = None,
+        dry_run: bool = False,
+    ) -> BulkResult:
+        """One action on every lead the filter selects, by the single-lead rules: leads whose
+        status the action does not apply to are matched but not changed. One audit event
+        (`leads.bulk_action`) with the filter and the counts."""
+        if action not in BULK_ACTIONS:
+            raise invalid("action", f"one of {sorted(BULK_ACTIONS)}", summary="unknown action")
+        f = lead_filter(filter, prefix="filter.")
+        sources = BULK_ACTIONS[action]
+        if f.status is not None and f.status not in sources:
+            raise invalid(
+                "filter.status",
+                f"{action} applies to {' or '.join(sorted(sources))} leads, not {f.status}",
+                summary=f"cannot {action} {f.status} leads",
+            )
+        now = self.clock.now()
+        if until is not None and action != LeadAction.PAUSE:
+            raise invalid("until", "only with the pause action")
+        if at is not None and action != LeadAction.RESUME:
+            raise invalid("at", "only with the resume action (a reschedule)")
+        if reason is not None and action not in (LeadAction.PAUSE, LeadAction.STOP):
+            raise invalid("reason", "only with the pause and stop actions")
+        _check_future("until", until, now)
+        _check_future("at", at, now)
+        matching = self._store_filter(f)
+        eligible = self._store_filter(f, statuses=tuple(sorted(sources)))
+        async with self.db.reader() as s:
+            await control.load(s, campaign_id)
+            matched = await lead_store.count_matching(s, campaign_id, matching)
+            if dry_run:
+                changed = await lead_store.count_matching(s, campaign_id, eligible)
+                return BulkResult(matched, changed)
+        changed = 0
+        after = 0
+        while True:
+            async with self.db.session() as s:
+                c = await control.load(s, campaign_id)
+                batch = await lead_store.find(
+                    s, campaign_id, eligible, after=after, limit=BULK_BATCH, lock=True
+                )
+                for lead in batch:
+                    if self._apply(s, lead, c, LeadAction(action), now, actor, reason, until, at):
+                        changed += 1
+            if len(batch) < BULK_BATCH:
+                break
+            after = batch[-1].id
+        async with self.db.session() as s:
+            c = await control.load(s, campaign_id)
+            events.campaign_event(
+                s,
+                c,
+                "leads.bulk_action",
+                at=now,
+                actor=actor,
+                reason=reason,
+                data={
+                    "action": action,
+                    "filter": f.model_dump(exclude_none=True),
+                    "matched": matched,
+                    "changed": changed,
+                    **({"until": until} if until is not None else {}),
+                    **({"at": at} if at is not None else {}),
+                },
+            )
+        return BulkResult(matched, changed)
+
+    def _apply(
+        self,
+        s: DbSession,
+        lead: Lead,
+        c: Campaign,
+        action: LeadAction,
+        now: float,
+        actor: str,
+        reason: str | None,
+        until: float | None,
+        at: float | None,
+    ) -> bool:
+        """One lead of a bulk action; False when its status does not take the action."""
+        try:
+            target = lead_transition(LeadStatus(lead.status), action)
+        except InvalidTransition:
+            return False
+        if target is None:
+            return False
+        if action is LeadAction.RESUME and at is not None:
+            # A reschedule: the lead goes on at `at`, not after the delay it had left.
+            lead.paused_remaining = max(0.0, at - now)
+            lead.not_before = max(lead.not_before or 0.0, at)
+        apply_lead_action(s, lead, c, action, now, actor=actor, reason=reason, until=until)
+        _note_pause(lead, now)
+        return True
+
+    # -- sequence and sender edits (docs/architecture.md §3.5) ------------------------------
+    async def on_config_change(
+        self, s: DbSession, c: Campaign, old: CampaignSpec, new: CampaignSpec, now: float
+    ) -> dict[str, int]:
+        """What a change of the sequence or the sender means for the leads, in the same
+        transaction as the change (seed rules): counts of the leads moved, by what."""
+        moved: dict[str, int] = {}
+        steps = len(new.sequence)
+        if old.sequence != new.sequence:
+            reopened = await lead_store.finished_with_steps_ahead(s, c.id, steps)
+            for lead in reopened:
+                _hold(s, lead, c, now, PauseReason.SEQUENCE_CHANGED)
+                lead.paused_remaining = float(new.sequence[lead.step].delay_seconds)
+            done = await lead_store.open_past(s, c.id, steps)
+            for lead in done:
+                engine_transition(s, lead, LeadAction.COMPLETE, now, reason="sequence shortened")
+            await lead_store.clamp_steps(await s.connection(), c.id, steps)
+            if reopened:
+                moved[PauseReason.SEQUENCE_CHANGED] = len(reopened)
+            if done:
+                moved["completed"] = len(done)
+        if old.sender != new.sender and new.has_email:
+            last_email = max(new.steps_of(Channel.EMAIL))
+            held = await lead_store.in_progress_at(s, c.id, range(last_email + 1))
+            for lead in held:
+                _hold(s, lead, c, now, PauseReason.SENDER_CHANGED)
+            if held:
+                moved[PauseReason.SENDER_CHANGED] = len(held)
+        return moved
 
     async def _control(
         self,
@@ -276,21 +523,13 @@ class LeadOps:
                 until=until,
                 stop_reason=stop_reason,
             )
+            _note_pause(lead, now)
             return lead
 
     async def pause(
         self, lead_id: int, *, actor: str, reason: str | None = None, until: float | None = None
     ) -> Lead:
-        now = self.clock.now()
-        if until is not None and until <= now:
-            raise ValidationFailed(
-                "until must be in the future", [{"field": "until", "message": "in the past"}]
-            )
-        if until is not None and until > now + MAX_SCHEDULE_SECONDS:
-            days = f"{MAX_SCHEDULE_SECONDS / 86400:.0f}"
-            raise ValidationFailed(
-                "until is too far ahead", [{"field": "until", "message": f"at most {days} days"}]
-            )
+        _check_future("until", until, self.clock.now())
         return await self._control(
             lead_id, LeadAction.PAUSE, actor=actor, reason=reason, until=until
         )
@@ -354,3 +593,48 @@ class LeadOps:
                     stop_reason=StopReason.UNSUBSCRIBED,
                 )
             return [lead.id for lead in rows]
+
+
+def _check_future(name: str, value: float | None, now: float) -> None:
+    """A time a lead waits for: in the future, and not too far ahead."""
+    if value is not None and value <= now:
+        raise ValidationFailed(
+            f"{name} must be in the future", [{"field": name, "message": "in the past"}]
+        )
+    if value is not None and value > now + MAX_SCHEDULE_SECONDS:
+        days = f"{MAX_SCHEDULE_SECONDS / DAY:.0f}"
+        raise ValidationFailed(
+            f"{name} is too far ahead", [{"field": name, "message": f"at most {days} days"}]
+        )
+
+
+def _note_pause(lead: Lead, now: float) -> None:
+    """After a person's action changed the lead: when it was paused (its staleness counts
+    from then), cleared once it goes on."""
+    lead.paused_at = now if lead.status == LeadStatus.PAUSED else None
+
+
+def _hold(s: DbSession, lead: Lead, c: Campaign, now: float, why: PauseReason) -> None:
+    """dialer pauses the lead itself (a sequence or sender change): it gets nothing until a
+    supervisor resumes (or reschedules) it. A lead that finished the sequence is the one
+    way out of `completed` (docs/architecture.md §2.2)."""
+    if lead.status == LeadStatus.COMPLETED:
+        events.record(
+            s,
+            at=now,
+            entity="lead",
+            entity_id=str(lead.id),
+            type="lead.state",
+            campaign_id=lead.campaign_id,
+            actor=events.SYSTEM,
+            from_state=lead.status,
+            to_state=LeadStatus.PAUSED,
+            reason=str(why),
+        )
+        lead.status = LeadStatus.PAUSED
+        lead.updated_at = now
+        lead.paused_until = None
+        lead.pause_reason = str(why)
+    else:
+        apply_lead_action(s, lead, c, LeadAction.PAUSE, now, actor=events.SYSTEM, reason=str(why))
+    lead.paused_at = now

@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic_core import PydanticCustomError
+
 # Control characters other than tab, line feed and carriage return (C0, DEL, C1), and lone
 # surrogates (only a JSON `\ud800` escape makes one: never valid text).
 _BAD_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -59,6 +61,15 @@ def text_problem(
     if single_line and _LINE_BREAK.search(value):
         return "must be a single line"
     return None
+
+
+def plain_text(value: str | None) -> str | None:
+    """A pydantic validator's body: `value` unchanged, or a `text` error naming the problem
+    (NUL, control characters, lone surrogates) that pydantic reports on the field."""
+    problem = None if value is None else text_problem(value)
+    if problem:
+        raise PydanticCustomError("text", problem)
+    return value
 
 
 def custom_problem(custom: dict[str, Any]) -> str | None:

@@ -24,3 +24,9 @@ class EngineControl(Protocol):
 
     def spec(self, c: Campaign) -> CampaignSpec:
         """The campaign's typed configuration, parsed once per version."""
+
+    async def dial_preview(
+        self, campaign_id: str, lead_id: int, agent_id: str, *, actor: str
+    ) -> int | None:
+        """An agent's preview dial of one lead, under the pause fence (docs/architecture.md
+        §3.4); the attempt id, or None when nothing was dialled."""

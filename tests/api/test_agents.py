@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from dialer.channels.simulated import SimProfile
 from dialer.store import agents as agent_store
-from tests.api.conftest import Api
+from tests.api.conftest import Api, ApiFactory
 from tests.harness import leads
 
 
@@ -188,3 +189,79 @@ async def test_supervisor_forces_a_stuck_agent(api: Api) -> None:
     status, body = await api.call("POST", path, json={"state": "available", "force": True})
     assert status == 200 and body["state"] == "available"
     assert body["campaign_id"] is None and body["attempt_id"] is None
+
+
+HUMAN = SimProfile(answer_rate=1.0, machine_rate=0.0, busy_rate=0.0, fail_rate=0.0)
+
+
+async def test_preview_dial_and_skip(make_api: ApiFactory) -> None:
+    api = await make_api(profile=HUMAN)
+    c = await api.campaign(agent_ids=["a1"], pacing={"mode": "preview"})
+    cid = c["id"]
+    await api.runtime.service.leads.add(cid, leads(3))
+    await api.call("POST", "/api/v1/agents/a1/state", role="agent", json={"state": "available"})
+    assert (await api.call("POST", f"/api/v1/campaigns/{cid}/start"))[0] == 200
+    await api.run(5)
+    assert api.voice.of(cid) == []  # preview: the engine never dials on its own
+    status, queue = await api.call("GET", "/api/v1/agents/a1/queue", role="agent")
+    assert status == 200 and queue["preview"] is not None
+    first = queue["preview"]["id"]
+
+    status, queue = await api.call("POST", "/api/v1/agents/a1/skip", role="agent")
+    assert status == 200 and queue["preview"]["id"] != first  # the next lead is offered
+    second = queue["preview"]["id"]
+    status, body = await api.call(
+        "POST", "/api/v1/agents/a1/skip", role="agent", json={"lead_id": int(first)}
+    )
+    assert status == 409 and body["error"]["details"]["lead_id"] == int(first)  # held back
+
+    status, queue = await api.call("POST", "/api/v1/agents/a1/dial", role="agent")
+    assert status == 202 and queue["agent"]["state"] == "reserved"
+    assert queue["current"]["lead_id"] == second and queue["preview"] is None
+    assert [d.attempt_id for d in api.voice.of(cid)] == [queue["current"]["id"]]
+    status, body = await api.call("POST", "/api/v1/agents/a1/dial", role="agent")
+    assert status == 409 and body["error"]["details"]["state"] == "reserved"  # not free
+    await api.advance(60)  # the person answers: bridged to this agent
+    await api.tick()
+    status, queue = await api.call("GET", "/api/v1/agents/a1/queue", role="agent")
+    assert queue["agent"]["state"] == "on_call"
+    assert [call.bridged_to for call in api.sim.record.values()] == ["a1"]
+
+    for role, code in (("viewer", 403), (None, 401)):
+        assert (await api.call("POST", "/api/v1/agents/a1/dial", role=role))[0] == code
+    status, body = await api.call(
+        "POST", "/api/v1/agents/a1/skip", role="agent", json={"lead_id": "x"}
+    )
+    assert status == 422 and fields(body) == ["lead_id"]
+
+
+async def test_paused_preview_campaign_dials_nothing(make_api: ApiFactory) -> None:
+    api = await make_api(profile=HUMAN)
+    c = await api.campaign(agent_ids=["a1"], pacing={"mode": "preview"})
+    cid = c["id"]
+    await api.runtime.service.leads.add(cid, leads(2))
+    await api.call("POST", "/api/v1/agents/a1/state", role="agent", json={"state": "available"})
+    assert (await api.call("POST", f"/api/v1/campaigns/{cid}/start"))[0] == 200
+    await api.tick()
+    status, queue = await api.call("GET", "/api/v1/agents/a1/queue", role="agent")
+    lead_id = int(queue["preview"]["id"])
+    assert (await api.call("POST", f"/api/v1/campaigns/{cid}/pause"))[0] == 200
+    status, body = await api.call(
+        "POST", "/api/v1/agents/a1/dial", role="agent", json={"lead_id": lead_id}
+    )
+    assert status == 409 and body["error"]["code"] == "invalid_state"
+    # Even past the use case's check, the engine's claim is fenced: nothing is dialled.
+    placed = await api.runtime.engine.dispatcher.dial_preview(cid, lead_id, "a1", actor="t")
+    assert placed is None and api.voice.of(cid) == []
+
+
+async def test_dial_outside_preview_mode_is_refused(api: Api) -> None:
+    c = await api.campaign(agent_ids=["a1"], pacing={"mode": "progressive"})
+    await api.runtime.service.leads.add(c["id"], leads(1))
+    await api.call("POST", "/api/v1/agents/a1/state", role="agent", json={"state": "available"})
+    assert (await api.call("POST", f"/api/v1/campaigns/{c['id']}/start"))[0] == 200
+    await api.tick()
+    status, queue = await api.call("GET", "/api/v1/agents/a1/queue", role="agent")
+    assert queue["campaign_id"] == c["id"] and queue["preview"] is None
+    status, body = await api.call("POST", "/api/v1/agents/a1/dial", role="agent")
+    assert status == 409 and "preview" in body["error"]["message"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from dialer.channels.simulated import SimProfile
 from dialer.store import events
@@ -227,3 +227,30 @@ async def test_stopping_campaign_says_what_it_waits_for(make_api: ApiFactory) ->
         if one["state"] == "stopped":
             break
     assert one["state"] == "stopped" and one["waiting_for"] is None
+
+
+async def test_unarchive_and_archived_campaigns_refuse_to_run(api: Api) -> None:
+    cid = (await api.campaign())["id"]
+    status, c = await api.call("POST", f"/api/v1/campaigns/{cid}/archive", role="supervisor")
+    assert status == 200 and c["archived"] is True
+    status, out = await api.call("POST", f"/api/v1/campaigns/{cid}/start", role="supervisor")
+    assert status == 409, out
+    status, c = await api.call("POST", f"/api/v1/campaigns/{cid}/unarchive", role="supervisor")
+    assert status == 200 and c["archived"] is False
+    status, listed = await api.call("GET", "/api/v1/campaigns")
+    assert cid in [x["id"] for x in listed["items"]]
+    status, c = await api.call("POST", f"/api/v1/campaigns/{cid}/start", role="supervisor")
+    assert status == 200 and c["state"] == "running"
+
+
+async def test_a_scheduled_campaign_pauses_and_pause_all_includes_it(api: Api) -> None:
+    cid = (await api.campaign())["id"]
+    at = datetime.fromtimestamp(api.clock.now() + 3600, UTC).isoformat()
+    status, c = await api.call(
+        "POST", f"/api/v1/campaigns/{cid}/start", role="supervisor", json={"at": at}
+    )
+    assert status == 200 and c["state"] == "scheduled"
+    status, out = await api.call("POST", "/api/v1/campaigns/pause-all", role="supervisor")
+    assert status == 200 and out["paused"] == [cid]
+    status, c = await api.call("GET", f"/api/v1/campaigns/{cid}")
+    assert c["state"] == "paused" and c["scheduled_at"] is None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from tests.api.conftest import Api
-from tests.harness import leads
+from tests.harness import ClientFactory, app, leads, sqlite_url, world
 
 CSV = {"Content-Type": "text/csv"}
 NY = timezone(timedelta(hours=-5))
@@ -249,3 +250,81 @@ async def test_pause_until_resumes_by_itself(api: Api) -> None:
     assert status == 200 and body["status"] == "paused" and body["paused_until"] is None
     status, body = await api.call("POST", f"/api/v1/leads/{lead_id}/resume")
     assert status == 200 and body["status"] == "in_progress"
+
+
+# -- issue 14: search, stale, bulk actions, export ------------------------------------------
+async def test_bulk_action_counts_then_acts_and_names_bad_fields(api: Api) -> None:
+    cid = (await api.campaign(**EMAIL_ONLY))["id"]
+    await api.call("POST", f"/api/v1/campaigns/{cid}/leads", json={"leads": leads(7)})
+    path = f"/api/v1/campaigns/{cid}/leads/actions"
+    body = {"action": "skip", "filter": {"company": "Co3", "status": "pending"}}
+    status, out = await api.call("POST", path, role="supervisor", json={**body, "dry_run": True})
+    assert (status, out) == (200, {"matched": 1, "changed": 1})
+    assert await lead_ids(api, cid, "&status=skipped") == []
+    status, out = await api.call("POST", path, role="supervisor", json=body)
+    assert (status, out) == (200, {"matched": 1, "changed": 1})
+    assert len(await lead_ids(api, cid, "&status=skipped")) == 1
+    status, out = await api.call("POST", path, role="viewer", json=body)
+    assert status == 403
+    for bad, field in (
+        ({"action": "pause", "filter": {"colour": "red"}}, "filter.colour"),
+        ({"action": "pause", "filter": {"status": "pending"}}, "filter.status"),
+        ({"action": "pause", "until": when(api, -60)}, "until"),
+        ({"action": "resume", "at": when(api, -60)}, "at"),
+        ({"action": "dial"}, "action"),
+    ):
+        status, out = await api.call("POST", path, role="supervisor", json=bad)
+        assert status == 422 and fields(out) == [field], (bad, out)
+
+
+async def test_search_stale_flag_and_csv_export(api: Api) -> None:
+    cid = (await api.campaign(**EMAIL_ONLY))["id"]
+    rows = leads(3)
+    rows[1]["company"] = '=HYPERLINK("http://x")'
+    await api.call("POST", f"/api/v1/campaigns/{cid}/leads", json={"leads": rows})
+    await api.call("POST", f"/api/v1/campaigns/{cid}/start", role="supervisor")
+    await api.tick()
+    first = (await lead_ids(api, cid))[0]
+    status, lead = await api.call("POST", f"/api/v1/leads/{first}/pause", role="supervisor")
+    assert status == 200 and lead["paused_at"] and lead["stale"] is False
+    await api.advance(31 * 86400)
+    status, page = await api.call("GET", f"/api/v1/campaigns/{cid}/leads?stale=true")
+    assert [x["id"] for x in page["items"]] == [str(first)] and page["items"][0]["stale"]
+    status, stats = await api.call("GET", f"/api/v1/campaigns/{cid}/stats")
+    assert stats["leads"]["stale"] == 1
+    assert await lead_ids(api, cid, "&q=LEAD2%40example") == [first + 2]
+    status, out = await api.call("GET", f"/api/v1/campaigns/{cid}/leads?stale=maybe")
+    assert status == 422 and fields(out) == ["stale"]
+    status, out = await api.call("GET", f"/api/v1/campaigns/{cid}/leads?pause_reason=%00")
+    assert status in (400, 422)
+    status, text = await api.call("GET", f"/api/v1/campaigns/{cid}/leads.csv?status=in_progress")
+    assert status == 200
+    lines = text.splitlines()
+    assert lines[0].startswith("id,phone,email") and "stop_reason" in lines[0]
+    assert len(lines) == 3  # the header and the two leads in progress
+    assert lines[1].split(",")[1] == "'+12125550001"  # a leading + reads as a formula
+    assert "'=HYPERLINK" in lines[1]
+    status, text = await api.call("GET", f"/api/v1/campaigns/{cid}/leads.csv?stale=true")
+    assert len(text.splitlines()) == 2 and text.splitlines()[1].startswith(f"{first},")
+    status, out = await api.call("GET", "/api/v1/campaigns/c_nope/leads.csv")
+    assert status == 404
+
+
+async def test_stale_pause_days_setting_reaches_the_api(
+    aiohttp_client: ClientFactory, tmp_path: Path
+) -> None:
+    w = world(tmp_path)
+    client = await aiohttp_client(
+        app(sqlite_url(tmp_path, "stale"), "w", w.clock, email=w.email, stale_pause_days=0.25)
+    )
+    api = Api(client, w.clock, w.sim, w.voice)
+    cid = (await api.campaign(**EMAIL_ONLY))["id"]
+    await api.call("POST", f"/api/v1/campaigns/{cid}/leads", json={"leads": leads(1)})
+    await api.call("POST", f"/api/v1/campaigns/{cid}/start")
+    await api.tick()
+    (lead_id,) = await lead_ids(api, cid)
+    await api.call("POST", f"/api/v1/leads/{lead_id}/pause")
+    await api.advance(5 * 3600)
+    assert await lead_ids(api, cid, "&stale=true") == []
+    await api.advance(3600 + 1)  # six hours: a quarter of a day
+    assert await lead_ids(api, cid, "&stale=true") == [lead_id]

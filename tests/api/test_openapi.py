@@ -118,7 +118,7 @@ async def test_api_operations_have_summary_success_and_security(document: dict[s
     for method, path, op in document_operations(document):
         where = f"{method.upper()} {path}"
         assert op.get("summary"), where
-        assert any(code.startswith("2") for code in op["responses"]), where
+        assert any(code[0] in "23" for code in op["responses"]), where  # /c/ answers 302
         assert "security" in op, where
         for requirement in op["security"]:
             assert set(requirement) <= schemes, where

@@ -251,7 +251,9 @@ async def test_amd_machine_after_the_answer_gets_the_message(hooks: Hooks) -> No
     assert (await hooks.post("amd", human, amd))[0] == 204
     a = await hooks.attempt(human)
     assert (a.status, a.answered_by) == ("in_progress", "human")
-    assert len(hooks.voice.hangups) == 1
+    # Agentless: the person hears the campaign's message (docs/architecture.md §7.3).
+    assert hooks.voice.hangups[1:] == [(sid(human), "This is a message from Webhooks. Goodbye.")]
+    assert a.delivered
 
 
 async def test_voice_webhook_answers_with_the_conference_or_the_message(hooks: Hooks) -> None:

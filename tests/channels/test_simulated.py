@@ -174,7 +174,7 @@ async def test_infinite_time_scale_finishes_in_zero_virtual_time() -> None:
     assert clock.pending() == 0
 
 
-async def test_time_scale_divides_durations() -> None:
+async def test_time_scale_divides_waits_not_reported_durations() -> None:
     clock, voice, sink = make(HUMAN_ONLY, bridge=True, time_scale=10.0)
     start = clock.now()
     carrier_id = await voice.dial(request(1))
@@ -186,7 +186,31 @@ async def test_time_scale_divides_durations() -> None:
     )
     assert initiated.at - start == pytest.approx(voice.profile.queue_seconds / 10)
     assert answered.at - initiated.at == pytest.approx(call.ring_seconds / 10)
-    assert done.duration_seconds == pytest.approx(call.talk_seconds / 10)
+    # The wait is scaled, the reported duration is the call's own (a 90 s call is 90 s).
+    assert done.at - answered.at == pytest.approx(call.talk_seconds / 10)
+    assert done.duration_seconds == pytest.approx(call.talk_seconds)
+
+
+async def test_time_scale_hangup_and_machine_report_unscaled_seconds() -> None:
+    clock, voice, sink = make(HUMAN_ONLY, time_scale=10.0)
+    carrier_id = await voice.dial(request(1))
+    await clock.run_until_idle()
+    await voice.bridge(carrier_id, "agent-1")
+    await clock.advance(0.5)  # 5 s of the call's own time
+    await voice.hangup(carrier_id, message="Goodbye")
+    hung_up_at = clock.now()
+    await clock.run_until_idle()
+    final = sink.events[-1]
+    assert final.at - hung_up_at == pytest.approx(voice.profile.message_seconds / 10)
+    assert final.duration_seconds == pytest.approx(5.0 + voice.profile.message_seconds)
+
+    machine = SimProfile(answer_rate=0.0, machine_rate=1.0, busy_rate=0.0, fail_rate=0.0)
+    clock, voice, sink = make(machine, time_scale=10.0)
+    await voice.dial(request(2))
+    await clock.run_until_idle()
+    answered, final = sink.events[-2:]
+    assert final.at - answered.at == pytest.approx(machine.machine_message_seconds / 10)
+    assert final.duration_seconds == pytest.approx(machine.machine_message_seconds)
 
 
 async def test_bridge_then_complete_after_talk_time() -> None:

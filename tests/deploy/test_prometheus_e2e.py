@@ -142,7 +142,9 @@ async def run_campaign(api: Api) -> str:
     await api.runtime.service.leads.add(cid, leads(20))
     status, body = await api.call("POST", f"/api/v1/campaigns/{cid}/start")
     assert status == 200, body
-    for _ in range(400):
+    # Up to 2 virtual hours: once its abandon rate is over the cap, power mode dials one line
+    # per free agent (docs/architecture.md §8) and waits out the agent's long calls.
+    for _ in range(2400):
         await api.tick()
         await api.clock.advance(3)
         stats = await stats_of(api, cid)

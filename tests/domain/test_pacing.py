@@ -164,8 +164,11 @@ def predictive(available: int, live: int = 0, **figures: Any) -> PacingInput:
         (predictive(5, 4), 8),  # live calls count against the lines
         (predictive(10, max_lines_per_agent=10), 29),
         # the closer to the cap, the fewer lines
-        (predictive(10, max_lines_per_agent=10, abandon_rate=0.02), 24),
-        (predictive(10, max_lines_per_agent=10, abandon_rate=0.029), 18),
+        (predictive(10, max_lines_per_agent=10, abandon_rate=0.02, answered_humans=1000), 24),
+        (predictive(10, max_lines_per_agent=10, abandon_rate=0.029, answered_humans=9000), 18),
+        # under ALLOWANCE_FLOOR abandons of room left over the window: progressive
+        (predictive(10, max_lines_per_agent=10, abandon_rate=0.02, answered_humans=299), 10),
+        (predictive(10, max_lines_per_agent=10, answered_humans=99), 10),
         # the configured ceiling on lines per agent
         (predictive(4, max_lines_per_agent=1.5), 6),
         (predictive(5, max_lines_per_agent=1.0), 5),

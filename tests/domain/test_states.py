@@ -89,7 +89,7 @@ def test_campaign_transition_follows_the_table(
 def test_campaign_table_rules() -> None:
     """The rules of the design (docs/architecture.md, state machines) that the table holds."""
     sources = {a: {s for (s, act) in CAMPAIGN_MOVES if act is a} for a in CampaignAction}
-    assert sources[CA.PAUSE] == {C.RUNNING}
+    assert sources[CA.PAUSE] == {C.RUNNING, C.SCHEDULED}  # a scheduled start can be held
     assert sources[CA.RESUME] == {C.PAUSED}
     assert sources[CA.START] == {C.DRAFT, C.SCHEDULED}
     assert sources[CA.COMPLETE] == {C.RUNNING}

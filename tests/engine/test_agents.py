@@ -10,6 +10,7 @@ from sqlalchemy import select
 from dialer.channels.simulated import SimProfile
 from dialer.domain.states import AgentState, CampaignState
 from dialer.store.models import Attempt
+from dialer.usecases.agents import AgentFigures, occupancy
 from tests.harness import ADMIN, Harness, harness, leads
 
 ANSWER = SimProfile(
@@ -228,3 +229,44 @@ async def test_forced_offline_releases_a_held_agent_for_good(db_url: str, tmp_pa
         assert (await agent_row(h, "a1"))[3] == version
         events = await h.service.events(c.id, entity="agent")
         assert [e.type for e in events].count("agent.forced") == 1
+
+
+def test_occupancy_is_busy_time_over_logged_in_time() -> None:
+    # Offline until 100, available to 200, on a call to 500, wrap-up to 600, break to 700,
+    # available to 1000: busy 400 of 800 logged in (the break does not count).
+    changes = [
+        (100.0, "available"),
+        (200.0, "on_call"),
+        (500.0, "wrap_up"),
+        (600.0, "break"),
+        (700.0, "available"),
+    ]
+    assert occupancy("offline", changes, 0.0, 1000.0) == 0.5
+    assert occupancy("offline", [], 0.0, 1000.0) == 0.0
+    assert occupancy("on_call", [], 0.0, 10.0) == 1.0
+
+
+async def test_agent_figures_count_todays_calls_and_talk(db_url: str, tmp_path: Path) -> None:
+    async with harness(db_url, tmp_path, profile=ANSWER) as h:
+        await h.agents("a1", "a2")
+        voice = [{"channel": "voice", "max_attempts": 1}]
+        c = await h.campaign(sequence=voice, agent_ids=["a1"])
+        await h.service.leads.add(c.id, leads(1))
+        await h.service.start(c.id, actor=ADMIN)
+        await h.tick()
+        await h.advance(10)  # answered, bridged to a1
+        await h.tick()
+        await h.advance(400)  # the call ends; 5 s of wrap-up
+        await h.tick()
+        await h.advance(6)
+        await h.tick()
+        await h.advance(300)
+        agents = await h.service.agents.all()
+        figures = await h.service.agents.figures(agents)
+        (lead,), _ = await h.service.leads.page(c.id)
+        (attempt,) = (await h.service.leads.get(lead.id))[1]
+        assert attempt.agent_id == "a1" and attempt.duration
+        assert figures["a1"].calls_handled == 1
+        assert figures["a1"].talk_seconds == round(attempt.duration, 1)
+        assert 0.2 < figures["a1"].occupancy < 0.8
+        assert figures["a2"] == AgentFigures(0, 0.0, 0.0)  # available all along, no call

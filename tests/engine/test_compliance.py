@@ -22,7 +22,7 @@ from dialer.clock import FakeClock
 from dialer.domain.campaign import VoiceStep
 from dialer.domain.states import AttemptStatus, CampaignState, LeadStatus
 from dialer.domain.windows import lead_local_open, next_lead_local_open
-from dialer.store.models import Event, Lead
+from dialer.store.models import Attempt, Event, Lead
 from tests.harness import ADMIN, MONDAY_10_NY, Harness, harness, leads, phone
 
 # Whole-hour, half-hour and 45-minute offsets, both hemispheres, with and without DST.
@@ -165,14 +165,17 @@ async def test_number_listed_mid_campaign_is_not_redialled(db_url: str, tmp_path
         assert (await _lead(h, lead_id)).stop_reason == "dnc"
 
 
-async def _abandon_one(h: Harness, **step: Any) -> tuple[str, int, float]:
-    """A person answers and no agent is there: the call is abandoned. Returns the campaign,
-    the lead and when the abandon happened."""
+async def _abandon_one(h: Harness, **step: Any) -> tuple[str, int, float, str]:
+    """Two people answer and the campaign's one agent takes the first: the other call is
+    abandoned (an agentless campaign's answers are delivered, never abandoned: §7.3).
+    Returns the campaign, the abandoned lead, when the abandon happened and its phone."""
+    await h.agents("a1")
     c = await h.campaign(
         sequence=voice_only(max_attempts=3, retry_delay_seconds=60, **step),
-        pacing={"mode": "agentless", "agentless_capacity": 1, "calls_per_second": 10},
+        pacing={"mode": "power", "lines_per_agent": 2.0, "calls_per_second": 10},
+        agent_ids=["a1"],
     )
-    await h.service.leads.add(c.id, leads(1))
+    await h.service.leads.add(c.id, leads(2))
     await h.service.start(c.id, actor=ADMIN)
     for _ in range(120):
         report = await h.tick()
@@ -180,15 +183,19 @@ async def _abandon_one(h: Harness, **step: Any) -> tuple[str, int, float]:
             break
         await h.advance(1)
     assert report.abandoned == 1
-    [lead_id] = (await _lead_ids(h, c.id)).values()
-    return c.id, lead_id, h.clock.now()
+    async with h.rt.db.reader() as s:
+        [lost] = (await s.scalars(select(Attempt).where(Attempt.abandoned.is_(True)))).all()
+        lead = await s.get(Lead, lost.lead_id)
+    assert lead is not None and lead.phone is not None
+    return c.id, lead.id, h.clock.now(), lead.phone
 
 
-async def _dials_until(h: Harness, campaign_id: str, until: float, step: float) -> int:
+async def _dials_to(h: Harness, phone_: str, until: float, step: float) -> int:
+    """Calls to `phone_` handed to the carrier by `until` (ticking the engine meanwhile)."""
     while h.clock.now() < until:
         await h.tick()
         await h.advance(min(step, max(1.0, until - h.clock.now())))
-    return len(h.voice.of(campaign_id))
+    return len(dial_times(h).get(phone_, []))
 
 
 @pytest.mark.parametrize("hours", [72.0, 2.0])
@@ -198,19 +205,19 @@ async def test_abandoned_lead_waits_before_redial(
     """72 h by default (settings.abandon_redial_hours), then it is called again."""
     settings_: dict[str, Any] = {} if hours == 72.0 else {"abandon_redial_hours": hours}
     async with harness(db_url, tmp_path, profile=HUMANS, **settings_) as h:
-        campaign_id, lead_id, abandoned_at = await _abandon_one(h)
+        _, lead_id, abandoned_at, lost_phone = await _abandon_one(h)
         await h.advance(10)  # the message plays and the call ends
         await h.tick()
         lead = await _lead(h, lead_id)
         assert lead.not_before is not None
         assert lead.not_before == pytest.approx(abandoned_at + hours * 3600, abs=15)
         # The retry delay is 60 s, but nothing goes out until the wait is over.
-        assert await _dials_until(h, campaign_id, lead.not_before - 1, step=6 * 3600) == 1
+        assert await _dials_to(h, lost_phone, lead.not_before - 1, step=6 * 3600) == 1
         await h.advance(1)
-        redialled = await _dials_until(h, campaign_id, h.clock.now() + 1800, step=60)
+        redialled = await _dials_to(h, lost_phone, h.clock.now() + 1800, step=60)
         assert redialled == 2
         # Monday 10:00 in New York + 2 h or + 72 h: inside its calling hours.
-        [_, second] = sorted(dial_times(h)[phone(0)])
+        [_, second] = sorted(dial_times(h)[lost_phone])
         assert second >= abandoned_at + hours * 3600 - 15
 
 

@@ -193,6 +193,14 @@ LEAD = {
     "custom": {"region": "west"},
 }
 BODIES: dict[str, Any] = {
+    "PreviewIn": {"lead_id": 1},
+    "LinkPatchIn": {"url": "https://example.com/new-target"},
+    "LeadActionsIn": {
+        "action": "pause",
+        "filter": {"status": "in_progress", "q": "a"},
+        "reason": "asked",
+        "until": "2026-01-06T09:00:00+00:00",
+    },
     "CampaignSpec": CAMPAIGN,
     "CampaignPatch": {"name": "Renamed", "wrap_up_seconds": 20, "agent_ids": ["a2"]},
     "AtIn": {"at": "2026-01-06T09:00:00+00:00"},

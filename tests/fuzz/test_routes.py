@@ -288,7 +288,7 @@ async def test_no_route_answers_5xx(rig: Rig) -> None:
 
 def test_bodies_are_valid_as_written() -> None:
     """The examples themselves are what the API takes, so a mutation is one step away."""
-    from dialer.api import routes_auth, routes_dnc, schemas, schemas_in
+    from dialer.api import routes_auth, routes_clicks, routes_dnc, schemas, schemas_in
     from dialer.domain.campaign import CampaignPatch, CampaignSpec
 
     models: dict[str, Any] = {
@@ -298,6 +298,7 @@ def test_bodies_are_valid_as_written() -> None:
         "PauseIn": schemas.PauseIn,
         "TerminateIn": schemas.TerminateIn,
         "LeadsIn": schemas_in.LeadsIn,
+        "LeadActionsIn": schemas_in.LeadActionsIn,
         "LeadPauseIn": schemas_in.LeadPauseIn,
         "LeadStopIn": schemas_in.LeadStopIn,
         "QualifyIn": schemas_in.QualifyIn,
@@ -307,6 +308,8 @@ def test_bodies_are_valid_as_written() -> None:
         "LoginIn": routes_auth.LoginIn,
         "UserIn": routes_auth.UserIn,
         "TokenIn": routes_auth.TokenIn,
+        "LinkPatchIn": routes_clicks.LinkPatchIn,
+        "PreviewIn": schemas_in.PreviewIn,
     }
     assert set(models) == set(BODIES)
     for name, model in models.items():

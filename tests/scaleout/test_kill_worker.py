@@ -37,7 +37,7 @@ def test_worker_killed_mid_run_blocks_no_pause_beyond_a_lease(spec: MakeSpec) ->
     with Cluster(spec(workers=3, seed=11)) as cl:
         lease = cl.s.lease_seconds
         voice = cl.voice_campaign(80, max_attempts=3, capacity=20)
-        email = cl.email_campaign(300, steps=2)
+        email = cl.email_campaign(3000, steps=2)  # still sending when the calls are held
         victim = cl.workers[1]
         # Kill it while it holds calls at the carrier (they ring on without it).
         wait_for(

@@ -184,13 +184,14 @@ async def test_email_figures(db: Database) -> None:
         attempt(x, "email", A.CREATED),  # live
         attempt(x, "email", A.SENT),
         attempt(x, "email", A.SENT),
-        attempt(x, "email", A.BOUNCED),  # was sent, then bounced
-        attempt(x, "email", A.FAILED, error="550 no such user"),
+        attempt(x, "email", A.BOUNCED, carrier_id="<a1.x@example.com>"),  # sent, then bounced
+        attempt(x, "email", A.BOUNCED, error="550 no such user"),  # refused at send: not sent
+        attempt(x, "email", A.FAILED, error="451 try later"),
         attempt(x, "email", A.SKIPPED),
         attempt(y, "email", A.SENT),
         call(x, A.FAILED),
     )
-    assert (await stats(db)).emails == EmailStats(sent=3, failed=1, bounced=1, in_flight=1)
+    assert (await stats(db)).emails == EmailStats(sent=3, failed=1, bounced=2, in_flight=1)
 
 
 async def test_lead_counts_and_stop_reasons(db: Database) -> None:

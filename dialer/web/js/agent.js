@@ -1,5 +1,6 @@
 // An agent's own view: its state, the campaign it serves, the current call and upcoming work
 // (GET /agents/{id}/queue, re-read on agent.state and campaign.state events), state buttons.
+// Preview mode: the next lead with Dial / Skip (POST /agents/{id}/dial, /skip; docs/api.md §6).
 
 import { api } from "./api.js";
 import { showBanner } from "./dialog.js";
@@ -18,10 +19,11 @@ export async function agentView(root, ctx, agentId) {
   const current = h("div", { id: "current-call" });
   const upcoming = h("div", { id: "upcoming" });
   const serving = h("p", { id: "agent-campaign" });
+  const preview = h("div", { id: "preview" });
   replace(root,
     h("section", { class: "panel", "aria-labelledby": "agent-title" },
       h("div", { class: "panel-head" }, h("h1", { id: "agent-title" }, "My work"), h("span", { class: "spacer" }), buttons),
-      head, serving),
+      head, serving, preview),
     h("div", { class: "grid cols-2" },
       h("section", { class: "panel", "aria-labelledby": "upcoming-title" }, h("h2", { id: "upcoming-title" }, "Upcoming work"), upcoming),
       h("section", { class: "panel", "aria-labelledby": "current-title" }, h("h2", { id: "current-title" }, "Current call"), current)));
@@ -38,7 +40,31 @@ export async function agentView(root, ctx, agentId) {
     }
   }
 
+  async function previewAction(action, leadId) {
+    try {
+      queue = await api("POST", `/api/v1/agents/${encodeURIComponent(agentId)}/${action}`, { lead_id: Number(leadId) });
+      render();
+    } catch (err) {
+      showBanner(err);
+      await load().catch(() => {});
+    }
+  }
+
+  function renderPreview() {
+    const l = queue.preview;
+    if (!l) { replace(preview); return; }
+    const name = `${l.first_name || ""} ${l.last_name || ""}`.trim() || "–";
+    replace(preview, h("section", { class: "panel", "aria-labelledby": "preview-title", dataset: { lead: l.id } },
+      h("h2", { id: "preview-title" }, "Next lead (preview)"),
+      h("dl", { class: "kv" }, h("dt", {}, "Name"), h("dd", {}, name), h("dt", {}, "Company"), h("dd", {}, l.company || "–"),
+        h("dt", {}, "Phone"), h("dd", { class: "mono" }, l.phone || "–"), h("dt", {}, "Time zone"), h("dd", {}, l.timezone || "–")),
+      h("div", { class: "row", role: "group", "aria-label": "Preview" },
+        h("button", { type: "button", class: "primary", onclick: () => previewAction("dial", l.id) }, "Dial"),
+        h("button", { type: "button", onclick: () => previewAction("skip", l.id) }, "Skip"))));
+  }
+
   function render() {
+    renderPreview();
     const a = queue.agent;
     const free = a.state === "available" && !queue.current;
     replace(head,

@@ -7,10 +7,12 @@ import { configPanel } from "./config.js";
 import { controlPanel } from "./control.js";
 import { crewPanel } from "./crew.js";
 import { showBanner } from "./dialog.js";
-import { badge, debounce, h, replace } from "./dom.js";
+import { badge, debounce, h, num, replace } from "./dom.js";
 import { figuresPanel } from "./figures.js";
+import { pacingPanel } from "./pacing.js";
 import { channelBanner, waitingPanel } from "./health.js";
 import { leadsPanel } from "./leads.js";
+import { linksPanel } from "./links.js";
 import { dangerZone } from "./terminate.js";
 
 export async function campaignView(root, ctx, id) {
@@ -23,9 +25,11 @@ export async function campaignView(root, ctx, id) {
   const state = h("span", { id: "campaign-state" });
   const meta = h("span", { class: "small muted mono" });
   const figures = figuresPanel();
+  const pacing = pacingPanel(path);
   const crew = crewPanel(campaignOf);
   const leads = leadsPanel(campaignOf, { staff });
   const audit = auditPanel(campaignOf);
+  const links = linksPanel(campaignOf, { staff });
   const danger = dangerZone(campaignOf, { staff });
   const control = controlPanel(campaignOf, {
     staff,
@@ -35,13 +39,25 @@ export async function campaignView(root, ctx, id) {
   const config = configPanel(campaignOf, { staff, onSaved: (c) => apply(c) });
   const channels = channelBanner();
   const waiting = waitingPanel();
+  const today = agentFigures(campaignOf);
+  // Archive / unarchive, and a scheduled campaign's pause (its start is dropped).
+  const archiveButton = h("button", { type: "button", id: "archive", class: "sm" });
+  const pauseSchedule = h("button", { type: "button", id: "pause-schedule", class: "sm", hidden: true }, "Pause (drop the scheduled start)");
+  archiveButton.addEventListener("click", () => {
+    const verb = campaign.archived ? "unarchive" : "archive";
+    api("POST", `${path}/${verb}`).then(apply, showBanner);
+  });
+  pauseSchedule.addEventListener("click", () => {
+    api("POST", `${path}/pause`, {}).then(() => reload(), showBanner);
+  });
 
   const tabs = [
     ["overview", "Overview", h("div", { class: "grid cols-2" },
-      h("div", {}, control.el, waiting.el, figures.el), h("div", {}, crew.el, danger.el))],
+      h("div", {}, control.el, waiting.el, figures.el, pacing.el), h("div", {}, crew.el, today.el, danger.el))],
     ["leads", "Leads", leads.el],
     ["config", "Configuration", config.el],
     ["audit", "Audit trail", audit.el],
+    ["links", "Click map", links.el],
   ];
   const tabList = h("div", { class: "tabs", role: "tablist", "aria-label": "Campaign sections" });
   const panels = tabs.map(([key, label, el]) => {
@@ -60,6 +76,7 @@ export async function campaignView(root, ctx, id) {
     loaded.add(key);
     if (key === "leads") leads.load().catch(showBanner);
     if (key === "audit") audit.load();
+    if (key === "links") links.load();
   }
 
   function apply(c) {
@@ -74,7 +91,10 @@ export async function campaignView(root, ctx, id) {
     waiting.update(c);
     title.textContent = c.name;
     replace(state, badge(c.state));
-    meta.textContent = `${c.id} · version ${c.version}`;
+    meta.textContent = `${c.id} · version ${c.version}${c.archived ? " · archived" : ""}`;
+    archiveButton.textContent = c.archived ? "Unarchive" : "Archive";
+    archiveButton.hidden = !staff;
+    pauseSchedule.hidden = !staff || c.state !== "scheduled";
     control.update(c);
     danger.update(c);
     config.update(c);
@@ -89,12 +109,13 @@ export async function campaignView(root, ctx, id) {
 
   replace(root,
     h("p", { class: "small" }, h("a", { href: "#/campaigns" }, "← All campaigns")),
-    h("div", { class: "page-head" }, title, state, meta),
+    h("div", { class: "page-head" }, title, state, meta, pauseSchedule, archiveButton),
     channels.el, tabList, panels.map(([, panel]) => panel));
   apply(campaign);
   figures.update(stats);
   figures.shown();
   await crew.load();
+  today.load();
 
   // GET /campaigns/{id}: the only source of `channels` and `waiting_for` (docs/api.md §4.5).
   const refreshCampaign = debounce(async () => {
@@ -136,7 +157,7 @@ export async function campaignView(root, ctx, id) {
     latest = d.stats;
     figures.update(d.stats);
   });
-  ctx.live("agent.state", (d) => crew.event(d));
+  ctx.live("agent.state", (d) => { crew.event(d); today.changed(); });
   ctx.live("lead.state", (d) => {
     if (d.lead.campaign_id !== id) return;
     leads.event(d);
@@ -145,4 +166,34 @@ export async function campaignView(root, ctx, id) {
   });
   ctx.live("resync", () => { reload().catch(showBanner); crew.load(); });
   ctx.onLeave(figures.stop);
+  ctx.onLeave(pacing.stop);
+}
+
+// Today's figures of the campaign's agents (GET /api/v1/agents: calls handled, talk time,
+// occupancy since midnight UTC; docs/api.md §6).
+function agentFigures(campaignOf) {
+  const body = h("tbody");
+  const el = h("section", { class: "panel", "aria-labelledby": "today-title" },
+    h("h2", { id: "today-title" }, "Agents today"),
+    h("table", { "aria-label": "Agents today" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Agent"), h("th", { class: "num" }, "Calls"),
+        h("th", { class: "num" }, "Talk (min)"), h("th", { class: "num" }, "Occupancy"))),
+      body));
+
+  async function load() {
+    try {
+      const list = await api("GET", "/api/v1/agents");
+      const ids = new Set(campaignOf().agent_ids);
+      const mine = list.items.filter((a) => ids.has(a.id) || a.campaign_id === campaignOf().id);
+      replace(body, mine.length
+        ? mine.map((a) => h("tr", { dataset: { agent: a.id } }, h("td", {}, a.name),
+          h("td", { class: "num" }, num(a.calls_handled)), h("td", { class: "num" }, num(a.talk_seconds / 60)),
+          h("td", { class: "num" }, `${Math.round(a.occupancy * 100)} %`)))
+        : h("tr", {}, h("td", { colspan: 4, class: "muted" }, "No agent is assigned.")));
+    } catch (err) {
+      showBanner(err);
+    }
+  }
+
+  return { el, load, changed: debounce(load, 1500) };
 }
