@@ -19,7 +19,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 def test_workers_keep_dispatching_without_control_messages(spec: MakeSpec) -> None:
     with Cluster(spec(workers=2, seed=14)) as cl:
         lease = cl.s.lease_seconds
-        email = cl.email_campaign(3000, steps=1)  # the start is the last control message
+        # Ten thousand leads: more than the workers send in the watched two leases.
+        email = cl.email_campaign(10_000, steps=1)  # the start is the last control message
         started = time.time()
         # Watch from one lease after the start (long past half a lease) for another lease.
         since = started + lease
