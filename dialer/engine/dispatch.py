@@ -24,6 +24,7 @@ from dialer.agents import pool
 from dialer.channels.base import ChannelError, DialRequest, EmailMessage
 from dialer.domain.campaign import CampaignSpec, Channel, EmailStep, ResumePolicy, VoiceStep
 from dialer.domain.contacts import mask_phone
+from dialer.domain.links import find_links, rewrite_links
 from dialer.domain.pacing import dials_to_place, email_batch
 from dialer.domain.states import (
     ATTEMPT_DIALING,
@@ -46,6 +47,7 @@ from dialer.store import agents as agent_store
 from dialer.store import attempts as attempt_store
 from dialer.store import campaigns as campaign_store
 from dialer.store import events
+from dialer.store import inbound as inbound_store
 from dialer.store import leads as lead_store
 from dialer.store.db import DbSession
 from dialer.store.models import Attempt, Campaign, Lead
@@ -527,9 +529,6 @@ class Dispatcher:
             raise RuntimeError(f"campaign {p.campaign_id}: step {p.step} is not an email step")
         # Email that listens (docs/architecture.md §9.1): the mail's own signed Message-ID
         # and VERP token, and every link of the body tracked through /c/<token>.
-        from dialer.domain.links import find_links, rewrite_links
-        from dialer.store import inbound as inbound_store
-
         sender = spec.sender
         base = self.d.tuning.public_base_url.rstrip("/")
         from_ = sender.email if sender else "dialer@localhost"
