@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -337,7 +336,9 @@ class Dispatcher:
                 opens = next_allowed(
                     schedule, lead.timezone, datetime.fromtimestamp(now, UTC), voice=True
                 )
-                if opens is None or opens.timestamp() > now:
+                # A datetime keeps microseconds: `now` round-trips with up to 1 µs of error,
+                # which must not hold back a lead whose hours are open.
+                if opens is None or opens.timestamp() > now + 1e-3:
                     # Outside the lead's calling hours: come back when they open.
                     lead.not_before = opens.timestamp() if opens else now + 86400
                     lead.lease_owner = lead.lease_until = None
@@ -429,10 +430,8 @@ class Dispatcher:
             spec = self.d.specs.of(c)
             self.d.fence.see(c.id, c.state, c.version)  # views only move forward
             voice_steps = spec.steps_of(Channel.VOICE)
-            # Whole seconds: the calling-hours check round-trips `now` through a datetime,
-            # which may land a hair after it and hold the lead back for no reason.
-            at = float(math.floor(now))
-            claimed = await self._claim(s, c, spec, voice_steps, 1, at, lead_id=lead_id)
+            # The same `now` as the offer (`preview_lead`): what was offered can be claimed.
+            claimed = await self._claim(s, c, spec, voice_steps, 1, now, lead_id=lead_id)
             if not claimed or claimed[0].channel is not Channel.VOICE:
                 return None
             p = claimed[0]

@@ -254,3 +254,21 @@ async def test_engine_asks_the_carrier_for_the_steps_ring_time(
         await h.service.start(c.id, actor=ADMIN)
         await h.tick()
         assert [d.ring_timeout_seconds for d in h.voice.of(c.id)] == [15]
+
+
+@pytest.mark.parametrize("fraction", [0.1234567, 0.7654321])
+async def test_a_lead_whose_hours_are_open_is_dialled_at_any_fraction_of_a_second(
+    db_url: str, tmp_path: Path, fraction: float
+) -> None:
+    """The calling-hours check goes through a datetime (microseconds): a `now` it rounds up
+    by a fraction of a microsecond must not hold back a lead whose hours are open."""
+    async with harness(db_url, tmp_path, profile=HUMANS) as h:
+        c = await h.campaign(
+            sequence=voice_only(max_attempts=1),
+            pacing={"mode": "agentless", "agentless_capacity": 1, "calls_per_second": 10},
+        )
+        await h.service.leads.add(c.id, leads(1))
+        await h.service.start(c.id, actor=ADMIN)
+        await h.advance(fraction)
+        await h.tick()
+        assert len(h.voice.of(c.id)) == 1

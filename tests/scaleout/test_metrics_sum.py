@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 def test_metrics_of_all_processes_add_up_to_stats(spec: MakeSpec) -> None:
     with Cluster(spec(workers=2, seed=13)) as cl:
         voice = cl.voice_campaign(200, capacity=20)
-        email = cl.email_campaign(300, steps=2)
+        email = cl.email_campaign(3000, steps=2)  # still sending when it is paused
         wait_for(
             lambda: (
                 cl.stats(voice)["calls"]["dialed"] >= 60
