@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -33,8 +32,10 @@ from common import (
     database,
     email_campaign,
     emit_json,
+    memory_dir,
     open_dialer,
     print_table,
+    rss_mb,
     voice_campaign,
 )
 
@@ -92,20 +93,6 @@ async def raw_claim(rt: Runtime, campaign_id: str, batch: int, check_dnc: bool) 
     return {"claimed": claimed, "batches": batches, "seconds": wall, "per_s": claimed / wall}
 
 
-def rss_mb() -> float:
-    """This process's resident set now, in MB (after the engine's loop)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _memory_dir() -> str | None:
-    """The Maildir goes to a tmpfs where there is one: on one disk with PostgreSQL's WAL,
-    file creation waits behind the database's fsyncs (measured: 12 us a file alone, 250 us
-    beside a committing database), and the bench measures the engine, not the disk."""
-    shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
-
-
 def _mails(root: Path) -> int:
     return sum(1 for _ in (root / "new").iterdir()) if (root / "new").exists() else 0
 
@@ -117,7 +104,7 @@ async def measure(backend: str, channel: str, args: argparse.Namespace) -> dict[
     profile = SimProfile(answer_rate=args.answer_rate, machine_rate=0.1)
     voice = SimulatedVoice(clock, profile, seed=7, time_scale=math.inf)
     async with database(backend, args.postgres_url) as url:
-        with tempfile.TemporaryDirectory(prefix="dialer-bench-", dir=_memory_dir()) as tmp:
+        with tempfile.TemporaryDirectory(prefix="dialer-bench-", dir=memory_dir()) as tmp:
             email = MaildirEmail(Path(tmp) / "maildir", clock)
             async with open_dialer(
                 url, clock=clock, voice=voice, email=email, email_batch=args.batch

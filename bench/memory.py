@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import os
 import resource
 import tempfile
 import time
@@ -31,8 +30,10 @@ from common import (
     database,
     email_campaign,
     emit_json,
+    memory_dir,
     open_dialer,
     print_table,
+    rss_mb,
     voice_campaign,
 )
 
@@ -40,19 +41,7 @@ from dialer.channels.maildir import MaildirEmail
 from dialer.channels.simulated import SimProfile, SimulatedVoice
 from dialer.clock import FakeClock
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
 LIMIT_MB = 300.0
-
-
-def rss_mb() -> float:
-    """The resident set of this process now, in MB."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * PAGE / 2**20
-
-
-def _memory_dir() -> str | None:
-    shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
 async def measure(backend: str, channel: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -61,7 +50,7 @@ async def measure(backend: str, channel: str, args: argparse.Namespace) -> dict[
         clock, SimProfile(answer_rate=0.3, machine_rate=0.1), seed=7, time_scale=math.inf
     )
     async with database(backend, args.postgres_url) as url:
-        with tempfile.TemporaryDirectory(prefix="dialer-mem-", dir=_memory_dir()) as tmp:
+        with tempfile.TemporaryDirectory(prefix="dialer-mem-", dir=memory_dir()) as tmp:
             email = MaildirEmail(Path(tmp) / "maildir", clock)
             async with open_dialer(
                 url, clock=clock, voice=voice, email=email, email_batch=args.batch
