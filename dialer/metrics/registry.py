@@ -149,6 +149,14 @@ class Metrics:
             "Follows of tracked links by people (link scanners not counted).",
             registry=r,
         )
+        # Only the process that watches a mailbox (`dialer serve` with DIALER_IMAP_URL) has a
+        # series: one, labelled by the folder it watches (configured, not from traffic).
+        self.imap_connected = Gauge(
+            "dialer_imap_connected",
+            "1 while the IMAP watcher is logged in to its mailbox, 0 while it reconnects.",
+            ["folder"],
+            registry=r,
+        )
         for channel in ("voice", "email"):
             self.channel_up.labels(channel).set(1)
 

@@ -24,6 +24,7 @@ ALERTS = {
     "DialerPauseSlow",
     "DialerTargetDown",
     "DialerChannelDown",
+    "DialerMailboxUnreachable",
 }
 
 

@@ -81,6 +81,7 @@ def exported_labels() -> dict[str, set[str]]:
         counter.labels(*values).inc()
     m.call_duration.labels("c").observe(1)
     m.pause_duration.observe(0.01)
+    m.imap_connected.labels("INBOX").set(1)  # only a process with a watcher has it
     labels: dict[str, set[str]] = {}
     for family in m.registry.collect():
         for sample in family.samples:

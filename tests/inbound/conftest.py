@@ -11,6 +11,7 @@ import io
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -135,6 +136,58 @@ class Dovecot:
         return [
             p.read_bytes() for sub in ("new", "cur") for p in sorted((self.mail / sub).glob("*"))
         ]
+
+    # The server dies and comes back (tests/inbound/test_imap_outage.py).
+    @property
+    def _root(self) -> Path:
+        return self.mail.parent.parent  # <root>/mail/<user>
+
+    def kill(self) -> None:
+        """SIGKILL the whole server (master, login, auth and mail processes), as a crash
+        would; returns once its port refuses connections."""
+        pid_file = self._root / "run" / "master.pid"
+        pid = int(pid_file.read_text())
+        os.killpg(pid, signal.SIGKILL)  # the daemon leads a process group of its own
+        deadline = time.monotonic() + 15
+        while not _dead(pid) or _listening(self.port):
+            if time.monotonic() > deadline:
+                pytest.fail(f"dovecot {pid} survived SIGKILL")
+            time.sleep(0.02)
+        # Reaping the master is up to pid 1, maybe later: its pid file must not make the
+        # restart believe it still runs.
+        pid_file.unlink(missing_ok=True)
+
+    def restart(self) -> None:
+        """Start the same server again (same configuration, port and mail)."""
+        subprocess.run(
+            [DOVECOT, "-c", str(self._root / "dovecot.conf")],
+            check=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 15
+        while not _listening(self.port):
+            if time.monotonic() > deadline:
+                pytest.fail(f"dovecot did not listen on {self.port} again")
+            time.sleep(0.02)
+
+
+def _dead(pid: int) -> bool:
+    """Gone, or a zombie nobody reaped yet."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 @pytest.fixture
