@@ -3,12 +3,18 @@
 Each message is written the Maildir way, in a worker thread so the event loop never waits on
 the disk: the whole file into `tmp/`, then renamed into `new/` (atomic: a reader never sees a
 half-written message). Names are `<seconds>.M<usec>P<pid>Q<n>.<host>`, unique per process.
+
+Concurrent sends share the thread hops: a message is handed to a writer at once (no timer),
+and a writer takes every message queued when it starts; up to `WRITERS` write side by side, so
+a slow file holds no other send while a writer is free. Each send still gets its own outcome:
+one file that cannot be written fails its send alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import socket
 import time
@@ -20,7 +26,10 @@ from dialer.channels.base import ChannelError, EmailMessage
 from dialer.channels.mime import build_message, new_message_id, with_addresses
 from dialer.clock import Clock
 
+log = logging.getLogger(__name__)
+
 REMEMBER_KEYS = 100_000  # idempotency keys kept (about 15 MB)
+WRITERS = 4  # thread calls in flight at once
 
 
 @dataclass(slots=True)
@@ -65,6 +74,8 @@ class MaildirEmail:
         self._writing: dict[str, _KeyLock] = {}  # keys with a send in flight
         self._ready = False  # tmp/, new/ and cur/ exist
         self._host = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
+        self._queue: list[tuple[str, bytes, asyncio.Future[None]]] = []
+        self._writers: set[asyncio.Task[None]] = set()
 
     async def send(self, message: EmailMessage) -> str:
         key = message.idempotency_key
@@ -104,10 +115,47 @@ class MaildirEmail:
         now = time.time()
         name = f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(self._seq)}.{self._host}"
         try:
-            await asyncio.to_thread(self._write, name, data)
+            await self._store(name, data)
         except OSError as exc:
             raise ChannelError(f"maildir write failed: {exc}", unavailable=True) from exc
         return message_id
+
+    async def _store(self, name: str, data: bytes) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._queue.append((name, data, done))
+        if len(self._writers) < WRITERS:  # every writer is in its thread call: start one
+            self._writers.add(asyncio.create_task(self._write_queued()))
+        await done
+
+    async def _write_queued(self) -> None:
+        batch: list[tuple[str, bytes, asyncio.Future[None]]] = []
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                errors = await asyncio.to_thread(self._write_all, [(n, d) for n, d, _ in batch])
+                for (_, _, done), error in zip(batch, errors, strict=True):
+                    _settle(done, error)
+                batch = []
+        except Exception as exc:  # not a file's error (those are per send): fail its batch
+            log.error("maildir.writer_failed", extra={"error": repr(exc)})
+        finally:
+            # Out of the set before anything else runs: a send queued from now on starts a
+            # writer of its own (a writer that is done never looks at the queue again).
+            self._writers.discard(asyncio.current_task())
+            for _, _, done in batch:  # never leave a send waiting
+                _settle(done, OSError("maildir writer stopped"))
+            if self._queue and not self._writers:
+                self._writers.add(asyncio.create_task(self._write_queued()))
+
+    def _write_all(self, files: list[tuple[str, bytes]]) -> list[BaseException | None]:
+        errors: list[BaseException | None] = []
+        for name, data in files:
+            try:
+                self._write(name, data)
+                errors.append(None)
+            except OSError as exc:
+                errors.append(exc)
+        return errors
 
     def _write(self, name: str, data: bytes) -> None:
         if not self._ready:
@@ -126,4 +174,15 @@ class MaildirEmail:
             raise
 
     async def close(self) -> None:
+        if self._writers:  # the sends in flight finish first
+            await asyncio.wait(self._writers)
         self._ready = False  # the directory may be gone before the next send
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)

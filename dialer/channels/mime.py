@@ -20,6 +20,7 @@ the SMTP channel asks for SMTPUTF8 for such a message (`needs_smtputf8`).
 from __future__ import annotations
 
 import binascii
+import functools
 import re
 from dataclasses import replace
 from datetime import datetime
@@ -88,6 +89,12 @@ def needs_smtputf8(msg: EmailMessage) -> bool:
     return not (msg.to.isascii() and msg.sender.isascii())
 
 
+@functools.lru_cache(maxsize=8)
+def _date_header(date: datetime) -> str:
+    # The same second for every message of a round: format it once (format_datetime is slow).
+    return format_datetime(date)
+
+
 def build_message(
     msg: EmailMessage,
     message_id: str,
@@ -119,7 +126,7 @@ def build_message(
     put("To", msg.to, written=msg.to)  # an address as is: UTF-8 beyond ASCII (RFC 6532)
     put("Subject", msg.subject)
     put("Message-ID", message_id)
-    put("Date", format_datetime(date))
+    put("Date", _date_header(date.replace(microsecond=0)))
     if msg.reply_to:
         put("Reply-To", msg.reply_to, written=msg.reply_to)
     if msg.unsubscribe_url:

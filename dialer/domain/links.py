@@ -13,7 +13,6 @@ is never accepted as another.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from collections.abc import Callable
@@ -52,8 +51,7 @@ class LinkSigner:
         return lead_id if hmac.compare_digest(mac.encode(), ours) else None
 
     def _mac(self, lead_id: int) -> str:
-        digest = hmac.new(self.secret, f"unsub:{lead_id}".encode(), hashlib.sha256)
-        return digest.hexdigest()[:32]
+        return hmac.digest(self.secret, f"unsub:{lead_id}".encode(), "sha256").hex()[:32]
 
     # -- the identity of an attempt's mail ----------------------------------------------------
     def message_id(self, attempt_id: int, domain: str) -> str:
@@ -98,7 +96,8 @@ class LinkSigner:
         return attempt, link
 
     def _sign(self, kind: str, text: str, size: int) -> str:
-        return hmac.new(self.secret, f"{kind}:{text}".encode(), hashlib.sha256).hexdigest()[:size]
+        # hmac.digest: OpenSSL's one-shot, several times cheaper than hmac.new per token.
+        return hmac.digest(self.secret, f"{kind}:{text}".encode(), "sha256").hex()[:size]
 
 
 def verp_address(base: str, token: str) -> str:

@@ -321,7 +321,8 @@ class Dispatcher:
         if not rows:
             return []
         schedule = spec.schedule.to_domain() if spec.schedule else None
-        fresh: list[tuple[Lead, Attempt, LeadStatus]] = []
+        fresh: list[tuple[Lead, LeadStatus, Channel, int, str]] = []
+        rows_out: list[dict[str, object]] = []
         for lead, dnc in rows:
             if dnc:
                 # On the do-not-call list (docs/architecture.md §7.2): never dialled, stopped for
@@ -344,32 +345,40 @@ class Dispatcher:
                     lead.lease_owner = lead.lease_until = None
                     continue
             prior = LeadStatus(lead.status)
-            attempt = _next_attempt(
-                c,
-                lead,
-                channel,
-                AttemptStatus.CREATED,
-                now,
-                worker_id=self.d.tuning.worker_id,
-                count=False,  # counted below: the leads stay clean until the INSERT
+            # The lead's next try at its current step (the idempotency key names it).
+            seq = lead.seq + 1
+            key = idem_key(c.id, lead.id, lead.step, seq)
+            rows_out.append(
+                {
+                    "campaign_id": c.id,
+                    "campaign_version": c.version,
+                    "lead_id": lead.id,
+                    "step": lead.step,
+                    "try_no": seq,
+                    "channel": channel,
+                    "idem_key": key,
+                    "status": AttemptStatus.CREATED,
+                    "now": now,
+                    "worker_id": self.d.tuning.worker_id,
+                }
             )
-            s.add(attempt)
-            fresh.append((lead, attempt, prior))
-        await s.flush()  # one batched INSERT; gives the attempt ids
+            fresh.append((lead, prior, channel, seq, key))
+        # One multi-row INSERT of plain rows (no ORM object each); gives the attempt ids.
+        ids = await attempt_store.insert_many(s, rows_out)
         out: list[Prepared] = []
-        for lead, attempt, prior in fresh:
-            lead.seq = attempt.try_no  # one UPDATE of the leads at commit, not two
-            leads.dispatched(s, lead, attempt.id, now)
+        for (lead, prior, channel, seq, key), attempt_id in zip(fresh, ids, strict=True):
+            lead.seq = seq  # one UPDATE of the leads at commit, not two
+            leads.dispatched(s, lead, attempt_id, now)
             out.append(
                 Prepared(
-                    attempt_id=attempt.id,
-                    idem_key=attempt.idem_key,
+                    attempt_id=attempt_id,
+                    idem_key=key,
                     campaign_id=c.id,
                     version=c.version,
                     lead_id=lead.id,
                     prior_status=prior,
-                    channel=Channel(attempt.channel),
-                    step=attempt.step,
+                    channel=channel,
+                    step=lead.step,
                     lead=contact(lead),
                 )
             )

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialer.domain.states import AGENT_FREE, AgentState
+from dialer.store.db import padded
 from dialer.store.models import Agent, Attempt, Event
 
 
@@ -86,7 +87,9 @@ async def on_calls(session: AsyncSession, attempt_ids: Iterable[int]) -> list[Ag
     ids = sorted(set(attempt_ids))
     if not ids:
         return []
-    return list((await session.scalars(select(Agent).where(Agent.attempt_id.in_(ids)))).all())
+    return list(
+        (await session.scalars(select(Agent).where(Agent.attempt_id.in_(padded(ids))))).all()
+    )
 
 
 async def wrap_ups_over(session: AsyncSession, now: float) -> list[Agent]:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     case,
     delete,
     func,
+    insert,
     or_,
     select,
     update,
@@ -25,6 +26,7 @@ from dialer.domain.states import (
     ATTEMPT_UNANSWERED_END,
     AttemptStatus,
 )
+from dialer.store.db import padded
 from dialer.store.models import Attempt, Lead
 
 
@@ -60,6 +62,36 @@ def new(
     )
 
 
+async def insert_many(session: AsyncSession, rows: Sequence[dict[str, object]]) -> list[int]:
+    """Insert attempt rows (the keyword arguments of `new`) in one statement, without an ORM
+    object each (a claim writes hundreds, docs/architecture.md §6.5); their ids, in order."""
+    if not rows:
+        return []
+    values = [
+        {
+            "campaign_id": r["campaign_id"],
+            "lead_id": r["lead_id"],
+            "step": r["step"],
+            "try_no": r["try_no"],
+            "channel": r["channel"],
+            "idem_key": r["idem_key"],
+            "status": r["status"],
+            "error": r.get("error"),
+            "campaign_version": r["campaign_version"],
+            "worker_id": r.get("worker_id"),
+            "history": [{"status": r["status"], "at": r["now"]}],
+            "created_at": r["now"],
+            "updated_at": r["now"],
+            "rang": False,
+            "abandoned": False,
+            "delivered": False,
+        }
+        for r in rows
+    ]
+    stmt = insert(Attempt).returning(Attempt.id, sort_by_parameter_order=True)
+    return list((await session.scalars(stmt, values)).all())
+
+
 async def get(session: AsyncSession, attempt_id: int, *, lock: bool = False) -> Attempt | None:
     return await session.get(Attempt, attempt_id, with_for_update=lock or None)
 
@@ -71,7 +103,7 @@ async def lock_many(session: AsyncSession, attempt_ids: Iterable[int]) -> dict[i
     if not ids:
         return {}
     rows = await session.scalars(
-        select(Attempt).where(Attempt.id.in_(ids)).order_by(Attempt.id).with_for_update()
+        select(Attempt).where(Attempt.id.in_(padded(ids))).order_by(Attempt.id).with_for_update()
     )
     return {a.id: a for a in rows.all()}
 

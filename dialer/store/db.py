@@ -6,8 +6,8 @@ PostgreSQL claims with `FOR UPDATE SKIP LOCKED` (see store/leads.py).
 
 When the database cannot be reached, `unavailable(exc)` tells the callers above (the API's
 error middleware, the live hub) that an error means "try again later", not a bug
-(docs/architecture.md §15.1). The pool pings a connection before lending it, so after an
-outage the next request reconnects: no process restart.
+(docs/architecture.md §15.1). The pool pings a connection that sat idle before lending it, so
+after an outage the next request reconnects: no process restart.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import contextlib
 import errno
 import socket
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -125,6 +126,46 @@ def describe(exc: BaseException) -> str:
     return f"{type(inner).__name__}: {first}" if first else type(inner).__name__
 
 
+IDLE_PING_SECONDS = 1.0
+
+
+def padded(ids: list[int]) -> list[int]:
+    """`ids` (sorted, not empty) padded with its last id to a power of two, for `IN (...)`.
+
+    An `IN` list of n values is a statement of its own on PostgreSQL, prepared (a round trip)
+    on first use; batches of every size from 1 to 500 would prepare hundreds of them and keep
+    missing asyncpg's statement cache. Padded, there are ten shapes; the repeats change
+    nothing (docs/architecture.md §6.5)."""
+    size = 1 << (len(ids) - 1).bit_length()
+    return ids + [ids[-1]] * (size - len(ids))
+
+
+def _ping_idle(engine: AsyncEngine) -> None:
+    """A pooled connection that sat idle for `IDLE_PING_SECONDS` is pinged before it is lent,
+    and replaced if the server is gone (docs/architecture.md §15.1): the dead connections of
+    before an outage never reach a request. A connection returned less than that ago is lent
+    without the extra round trip (`pool_pre_ping` pays it on every transaction, a tenth of a
+    busy engine's time); if the server died within that second, the transaction fails as
+    unavailable, the pool drops every connection of before the failure, and the next one
+    reconnects."""
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _checkin(_dbapi: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checkout(dbapi: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi)
+        except Exception as exc:  # the pool replaces it with a new connection
+            raise sa_exc.DisconnectionError(describe(exc)) from exc
+
+
 class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
@@ -137,13 +178,16 @@ class Database:
         else:
             kwargs["pool_size"] = 10
             kwargs["max_overflow"] = 10
-            # A pooled connection that died with the server is replaced before it is lent.
-            kwargs["pool_pre_ping"] = True
+            # The most recently returned connection is lent first: a busy process keeps a few
+            # connections hot and lets the others idle (and be pinged, below).
+            kwargs["pool_use_lifo"] = True
             if "+asyncpg" in url.split("://", 1)[0]:
                 kwargs["connect_args"] = {"timeout": CONNECT_TIMEOUT}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _sqlite_pragmas(self.engine)
+        else:
+            _ping_idle(self.engine)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property

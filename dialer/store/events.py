@@ -1,12 +1,21 @@
-"""The append-only audit trail."""
+"""The append-only audit trail.
+
+`record` does not build an ORM object per event: a round of the engine records hundreds
+(`lead.state` per lead claimed and per lead finished), and the unit of work's bookkeeping per
+object cost more than the insert. Events wait in the session's `info` and are written in one
+multi-row `INSERT`, in the order they were recorded, before the session's next flush, before
+its next ORM statement (so a query of the same transaction sees them) and before it commits;
+a rollback drops them (docs/architecture.md §6.5).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from dialer.store.models import Agent, Campaign, Event, Lead
 
@@ -26,21 +35,55 @@ def record(
     to_state: str | None = None,
     reason: str | None = None,
     data: dict[str, Any] | None = None,
-) -> Event:
-    ev = Event(
-        at=at,
-        campaign_id=campaign_id,
-        entity=entity,
-        entity_id=entity_id,
-        type=type,
-        actor=actor,
-        from_state=from_state,
-        to_state=to_state,
-        reason=reason,
-        data=data or {},
+) -> None:
+    """Add an event to the session's transaction (written before it flushes or commits)."""
+    pending = session.info.get(_PENDING)
+    if pending is None:
+        pending = session.info[_PENDING] = []
+    pending.append(
+        {
+            "at": at,
+            "campaign_id": campaign_id,
+            "entity": entity,
+            "entity_id": entity_id,
+            "type": type,
+            "actor": actor,
+            "from_state": from_state,
+            "to_state": to_state,
+            "reason": reason,
+            "data": data or {},
+        }
     )
-    session.add(ev)
-    return ev
+
+
+_PENDING = "dialer.pending_events"
+_INSERT = insert(Event)
+
+
+def _write_pending(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if pending:
+        session.connection().execute(_INSERT, pending)
+
+
+@event.listens_for(Session, "before_flush")
+def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
+    _write_pending(session)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    _write_pending(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _before_statement(state: ORMExecuteState) -> None:
+    _write_pending(state.session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, _previous: SessionTransaction) -> None:
+    session.info.pop(_PENDING, None)
 
 
 def campaign_event(
@@ -53,9 +96,9 @@ def campaign_event(
     from_state: str | None = None,
     reason: str | None = None,
     data: dict[str, Any] | None = None,
-) -> Event:
+) -> None:
     """An event about a campaign, stamped with its current state and version."""
-    return record(
+    record(
         session,
         at=at,
         entity="campaign",

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from dialer.domain.states import LEAD_DISPATCHABLE, CampaignState, LeadStatus
+from dialer.store.db import padded
 from dialer.store.models import Campaign, DoNotCall, Lead
 
 CLAIM_COLUMNS = (
@@ -299,7 +300,7 @@ async def lock_many(session: AsyncSession, lead_ids: Iterable[int]) -> dict[int,
     if not ids:
         return {}
     rows = await session.scalars(
-        select(Lead).where(Lead.id.in_(ids)).order_by(Lead.id).with_for_update()
+        select(Lead).where(Lead.id.in_(padded(ids))).order_by(Lead.id).with_for_update()
     )
     return {lead.id: lead for lead in rows.all()}
 

@@ -152,6 +152,41 @@ async def test_concurrent_sends_write_every_message_once(tmp_path: Path) -> None
         assert b"\r" not in (tmp_path / "new" / name).read_bytes()  # a file has LF line ends
 
 
+class CountingMaildir(MaildirEmail):
+    """Counts the thread calls; the write of a message whose subject is `broken` fails."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root, FakeClock())
+        self.calls: list[int] = []
+
+    def _write_all(self, files: list[tuple[str, bytes]]) -> list[BaseException | None]:
+        self.calls.append(len(files))
+        return super()._write_all(files)
+
+    def _write(self, name: str, data: bytes) -> None:
+        if b"Subject: broken" in data:
+            raise OSError(28, "No space left on device")
+        super()._write(name, data)
+
+
+async def test_concurrent_sends_share_thread_calls_and_fail_one_by_one(tmp_path: Path) -> None:
+    channel = CountingMaildir(tmp_path)
+    subjects = ["broken" if i == 17 else f"s{i}" for i in range(60)]
+    results = await asyncio.gather(
+        *(channel.send(message(f"k{i}", subject=s)) for i, s in enumerate(subjects)),
+        return_exceptions=True,
+    )
+
+    [error] = [r for r in results if isinstance(r, BaseException)]
+    assert results.index(error) == 17
+    assert isinstance(error, ChannelError) and error.unavailable and "No space" in str(error)
+    assert len(stored(tmp_path)) == 59  # every other message written, once
+    assert sum(channel.calls) == 60
+    assert len(channel.calls) <= 4  # 60 sends at once: one thread call per writer, not per send
+    await channel.send(message("k17", subject="fixed"))  # the failed key can be sent again
+    assert len(stored(tmp_path)) == 60
+
+
 async def test_a_non_ascii_message_round_trips(tmp_path: Path) -> None:
     subject = "Grüße, Zoë — über Ihr Konto 🎉"
     body = "Hallo Zoë,\nkönnen wir sprechen?\n"
