@@ -9,8 +9,12 @@ The pure pacer (`dials_to_place`) against the simulated carrier (`SimulatedVoice
   machine gets the message; an answered person with no agent after 2 s is abandoned);
 - `--engine real`: the engine itself (`Engine.tick()`, as `tests/harness.py` drives it) on
   SQLite, a minute or two of wall time per virtual hour (the peers stay on the model). Over
-  one hour of the first floor the two agree within 0.6 point (predictive 67.1 % occupancy and
-  1.63 % abandons on the engine, 66.6 % and 1.96 % on the model).
+  one hour of the 50-agent floor the two agree within 0.3 point (predictive 84.8 % occupancy
+  and 1.77 % abandons on the engine, 85.1 % and 1.87 % on the model). On the small floors one
+  hour is too short to compare single runs: the two diverge at their first different decision
+  (every later call then draws another outcome) and differ by 1.7 (20 agents) and 2.5 points
+  (10 agents), inside the spread of one model hour over seeds 1-6 (67.6-73.7 % and
+  48.4-57.5 %).
 
 Rows: progressive, power 2.0 and predictive (ours); the peers on the same floor and seed:
 `vicidial average` / `vicidial tapered` (VICIdial's adaptive dial level, `VicidialAdaptive`)
@@ -364,7 +368,9 @@ def main() -> None:
 
 
 def _verdict(rows: list[Row]) -> tuple[bool, str] | None:
-    """Predictive >= every peer's occupancy, every row's abandon rate <= 3 %."""
+    """Predictive >= every peer's occupancy; every row of ours (progressive, power,
+    predictive) at <= 3 % abandons, predictive's over its whole window too. The peers' own
+    abandon rates are reported, not judged: they are VICIdial's and the hindsight search's."""
     by_mode = {r.mode: r for r in rows}
     pred = by_mode.get("predictive")
     if pred is None:
@@ -374,7 +380,7 @@ def _verdict(rows: list[Row]) -> tuple[bool, str] | None:
     window = pred.max_window_abandon_rate
     ok = (
         all(pred.occupancy >= r.occupancy for r in peers)
-        and not over
+        and not [m for m in over if m in MODES]
         and (window is None or window <= TARGET_ABANDON)
     )
     best = max(peers, key=lambda r: r.occupancy, default=None)

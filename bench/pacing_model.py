@@ -265,8 +265,9 @@ class VicidialAdaptive:
     its published algorithm, driving lines the way `AST_VDauto_dial.pl` does.
 
     - Every second: ready agents (free), calls waiting for an agent (answered, not bridged)
-      and agents logged in; the differential is the average of ready minus waiting over the
-      last 15 samples (`count_agents_lines`).
+      and agents logged in (every status, wrap-up included: `vicidial_live_agents` grouped
+      by status); the differential is the average of ready minus waiting over the last 15
+      samples (`count_agents_lines`).
     - Every 15 s (`calculate_dial_level`): level x (1 + intensity-weighted differential /
       average agents), capped at `adaptive_maximum_level`, never under 1.0.
     - Every 60 s the drop figures (`calculate_drops`); over more than 20 calls in the last
@@ -304,8 +305,8 @@ class VicidialAdaptive:
             self._next_level += now
             self._next_drops = now
         waiting = sum(1 for a in model.waiting if not model.calls[a].done)
-        agents = len(model.free) + len(model.on_call)
-        self.samples.append((len(model.free), waiting, agents))
+        agents = len(model.free) + len(model.on_call)  # not paused (wrap-up is paused)
+        self.samples.append((len(model.free), waiting, model.agents))
         if now >= self._next_drops:
             self._drops(model, now)
             self._next_drops = now + 60.0

@@ -6,12 +6,12 @@ Predictive pacing sizes the lines in flight so that the answers they bring are e
 overflow the agents who can take them by no more than an abandon budget. The answers of `n`
 lines are Binomial(n, answer_rate); the agents able to take them are the free ones, those
 whose wrap-up ends within the expected ring time, and the expected share of agents on a call
-that ends (plus its wrap-up) within that ring time. The budget comes from the campaign's
-abandon cap minus the abandon rate it already has over the rolling window
-(docs/architecture.md §7.3), so the ratio adapts: it rises while the campaign is well under
-its cap and falls back to one line per free agent (progressive) at the cap, while there is too
-little data to trust, or while the room left under the cap over the window is under
-`ALLOWANCE_FLOOR` abandons (a burst of abandons early in the window would break the cap).
+that ends (plus its wrap-up) within that ring time. The budget comes from the room the
+campaign has left under its abandon cap over the rolling window (docs/architecture.md §7.3),
+less a reserve of abandons kept for a burst (`abandon_reserve`, more for a larger floor), so
+the ratio adapts: it rises from the first answers on as the room grows, stays high while the
+campaign is well under its cap, and falls back to one line per free agent (progressive) at
+the cap, while there is too little data to trust, or while the room is within the reserve.
 
 The cap holds in the other modes too: power's ratio is throttled down to one line per free
 agent as the rolling abandon rate nears the cap, and progressive dials for half of its free
@@ -34,10 +34,15 @@ MIN_ANSWERS = 20
 # as arriving at once, against agents frozen in place; real answers spread over the ring time
 # while agents free up, so the model overstates abandons and may aim at twice the headroom.
 BUDGET_GAIN = 2.0
-# Abandons of room the campaign must have left under its cap over the window before any mode
+# Abandons of room a power campaign must have left under its cap over the window before it
 # dials more than one line per free agent: abandons come in bursts (several answers of one
 # round finding nobody), and a burst must not break the cap at any moment of the window.
 ALLOWANCE_FLOOR = 3.0
+# Predictive keeps this many abandons of room per agent engaged with the campaign in reserve
+# (at least `RESERVE_MIN`) and aims the rest: a burst grows with the lines in flight, so with
+# the floor (docs/architecture.md §8).
+RESERVE_PER_AGENT = 0.1
+RESERVE_MIN = 1.0
 # Power's ratio falls linearly from lines_per_agent to 1 over the last third of the cap.
 THROTTLE_BAND = 1 / 3
 
@@ -148,17 +153,17 @@ def power_ratio(p: PacingInput) -> float:
 
 
 def dial_level(p: PacingInput) -> float:
-    """Lines the mode keeps in flight per agent free now or about to be (the figure the
-    campaign page shows): progressive 1 (0.5 over the cap), power its throttled ratio,
-    predictive its lines over the agents it counts, agentless and preview 0."""
+    """Lines the mode keeps in flight per agent (the figure the campaign page shows):
+    progressive 1 per free agent (0.5 over the cap), power its throttled ratio, predictive its
+    lines over the agents working (`agents_working`), agentless and preview 0."""
     match p.mode:
         case PacingMode.PROGRESSIVE:
             return 0.5 if over_cap(p) else 1.0
         case PacingMode.POWER:
             return power_ratio(p)
         case PacingMode.PREDICTIVE:
-            counted, _ = agents_soon_free(p)
-            return predictive_lines(p) / counted if counted else 1.0
+            working = agents_working(p)
+            return predictive_lines(p) / working if working else 1.0
         case _:
             return 0.0
 
@@ -168,13 +173,26 @@ def abandon_allowance(p: PacingInput) -> float:
     return p.answered_humans * (p.max_abandon_rate - p.abandon_rate)
 
 
+def abandon_reserve(p: PacingInput) -> float:
+    """Abandons of room predictive keeps for a burst: `RESERVE_PER_AGENT` per agent engaged
+    with the campaign (free, on a call or in wrap-up), at least `RESERVE_MIN`."""
+    pool = p.available_agents + p.agents_on_call + len(p.wrap_up_left)
+    return max(RESERVE_MIN, RESERVE_PER_AGENT * pool)
+
+
 def abandon_budget(p: PacingInput) -> float:
-    """The abandon rate the model may aim at now; 0 means dial progressively."""
+    """The abandon rate the model may aim at now; 0 means dial progressively.
+
+    `BUDGET_GAIN` x the room under the cap past the reserve, per human answer in the window:
+    (cap x answers - abandons - reserve) / answers. It is the cap's margin (cap - rate) once
+    the window holds many answers, and grows from 0 as the first answers come in.
+    """
     if p.answered_humans < MIN_ANSWERS or p.abandon_rate >= p.max_abandon_rate:
         return 0.0
-    if abandon_allowance(p) < ALLOWANCE_FLOOR:
+    room = abandon_allowance(p) - abandon_reserve(p)
+    if room <= 0:
         return 0.0
-    return BUDGET_GAIN * (p.max_abandon_rate - p.abandon_rate)
+    return BUDGET_GAIN * room / p.answered_humans
 
 
 def agents_soon_free(p: PacingInput) -> tuple[int, float]:
@@ -191,6 +209,13 @@ def agents_soon_free(p: PacingInput) -> tuple[int, float]:
     if p.agents_on_call and horizon > 0 and p.mean_talk_seconds > 0:
         on_call = p.agents_on_call * -math.expm1(-horizon / p.mean_talk_seconds)
     return p.available_agents + soon, on_call
+
+
+def agents_working(p: PacingInput) -> int:
+    """Agents predictive's ceiling counts: free, finishing wrap-up within the ring time, or
+    on a call (VICIdial's dial level counts the same: agents not paused)."""
+    counted, _ = agents_soon_free(p)
+    return counted + p.agents_on_call
 
 
 def expected_overflow(lines: int, answer_rate: float, agents: float) -> float:
@@ -217,14 +242,15 @@ def predictive_lines(p: PacingInput) -> int:
     """Lines (live + new) to keep in flight under predictive pacing.
 
     Never fewer than one per free agent; never more than `max_lines_per_agent` per agent
-    counted (free or about to be); one per free agent while the budget is 0.
+    working (`agents_working`); one per free agent while the budget is 0 or no agent is free
+    or about to be.
     """
     budget = abandon_budget(p)
     counted, on_call = agents_soon_free(p)
     if budget <= 0 or p.answer_rate <= 0 or counted == 0:
         return p.available_agents
     floor_lines = p.available_agents
-    ceiling = max(floor_lines, _lines(counted, p.max_lines_per_agent))
+    ceiling = max(floor_lines, _lines(agents_working(p), p.max_lines_per_agent))
     capacity = counted + on_call
 
     def within(n: int) -> bool:

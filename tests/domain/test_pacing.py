@@ -9,11 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dialer.domain.pacing import (
+    BUDGET_GAIN,
     MIN_ANSWERS,
     PacingInput,
     PacingMode,
     abandon_budget,
+    abandon_reserve,
     agents_soon_free,
+    agents_working,
     dials_to_place,
     email_batch,
     expected_overflow,
@@ -160,22 +163,28 @@ def predictive(available: int, live: int = 0, **figures: Any) -> PacingInput:
         # no answers seen: nothing to predict with
         (predictive(5, answer_rate=0.0), 5),
         # enough data and room under the cap: more lines than agents
-        (predictive(5), 12),
-        (predictive(5, 4), 8),  # live calls count against the lines
-        (predictive(10, max_lines_per_agent=10), 29),
+        (predictive(5), 11),
+        (predictive(5, 4), 7),  # live calls count against the lines
+        (predictive(10, max_lines_per_agent=10), 27),
         # the closer to the cap, the fewer lines
         (predictive(10, max_lines_per_agent=10, abandon_rate=0.02, answered_humans=1000), 24),
         (predictive(10, max_lines_per_agent=10, abandon_rate=0.029, answered_humans=9000), 18),
-        # under ALLOWANCE_FLOOR abandons of room left over the window: progressive
-        (predictive(10, max_lines_per_agent=10, abandon_rate=0.02, answered_humans=299), 10),
-        (predictive(10, max_lines_per_agent=10, answered_humans=99), 10),
+        # less room over the window, fewer lines; none past the reserve: progressive
+        (predictive(10, max_lines_per_agent=10, abandon_rate=0.02, answered_humans=299), 23),
+        (predictive(10, max_lines_per_agent=10, answered_humans=60), 25),
+        (predictive(10, max_lines_per_agent=10, answered_humans=40), 22),
+        (predictive(10, max_lines_per_agent=10, answered_humans=33), 10),
+        (predictive(10, max_lines_per_agent=10, abandon_rate=0.02, answered_humans=100), 10),
         # the configured ceiling on lines per agent
         (predictive(4, max_lines_per_agent=1.5), 6),
         (predictive(5, max_lines_per_agent=1.0), 5),
         # one free agent alone: a second line would overflow too often
         (predictive(1), 1),
-        # agents on a call that may end within the ring time widen the pool
-        (predictive(2, agents_on_call=18, max_lines_per_agent=10), 6),
+        # agents on a call that may end within the ring time widen the pool (and the reserve:
+        # 0.1 abandon per agent engaged)
+        (predictive(2, agents_on_call=18, max_lines_per_agent=10), 4),
+        # the ceiling counts agents on a call too, as VICIdial's dial level does
+        (predictive(2, agents_on_call=18, max_lines_per_agent=1.0), 4),
         # a wrap-up ending within the ring time counts as an agent; a long one does not
         (predictive(0, wrap_up_left=(3.0, 30.0)), 1),
         (predictive(0, wrap_up_left=(30.0,)), 0),
@@ -233,15 +242,19 @@ predictive_inputs = st.builds(
 def test_predictive_bounds(p: PacingInput) -> None:
     lines = predictive_lines(p)
     counted, _ = agents_soon_free(p)
-    # Never below one line per free agent, never above the configured lines per agent.
+    working = agents_working(p)
+    # Never below one line per free agent, never above the configured lines per agent working.
     assert lines >= p.available_agents
-    assert lines <= max(p.available_agents, math.floor(counted * p.max_lines_per_agent + 1e-9))
+    assert lines <= max(p.available_agents, math.floor(working * p.max_lines_per_agent + 1e-9))
     n = dials_to_place(p)
     assert n >= 0
     if p.max_lines is None:
         assert n == max(0, lines - p.live_calls)
     if p.abandon_rate >= p.max_abandon_rate or p.answered_humans < MIN_ANSWERS:
         assert lines == p.available_agents  # the fallback: progressive
+    room = p.answered_humans * (p.max_abandon_rate - p.abandon_rate) - abandon_reserve(p)
+    if room <= 0:
+        assert lines == p.available_agents  # nothing past the reserve: progressive
     if lines > p.available_agents:
         # The extra lines are within the abandon budget by the model's own reckoning.
         capacity = counted + agents_soon_free(p)[1]
@@ -253,3 +266,52 @@ def test_predictive_bounds(p: PacingInput) -> None:
 def test_predictive_backs_off_as_abandons_rise(p: PacingInput, more: float) -> None:
     worse = replace(p, abandon_rate=min(1.0, p.abandon_rate + more))
     assert predictive_lines(worse) <= predictive_lines(p)
+
+
+@given(predictive_inputs)
+def test_budget_is_the_room_past_the_reserve(p: PacingInput) -> None:
+    budget = abandon_budget(p)
+    assert budget >= 0
+    # Never more than the gain times the cap's margin; that margin once the window is large.
+    assert budget <= BUDGET_GAIN * max(0.0, p.max_abandon_rate - p.abandon_rate) + 1e-12
+    if budget > 0:
+        # Aiming at it for the answers already in the window leaves the reserve untouched.
+        abandons = p.abandon_rate * p.answered_humans
+        spent = abandons + budget / BUDGET_GAIN * p.answered_humans
+        assert spent <= p.max_abandon_rate * p.answered_humans - abandon_reserve(p) + 1e-9
+
+
+@given(predictive_inputs, st.integers(1, 5000))
+def test_budget_grows_with_the_answers_at_the_same_rate(p: PacingInput, more: int) -> None:
+    # A new campaign's room grows with each answer under the cap: it aims higher and higher,
+    # from progressive until the reserve is covered to the cap's margin.
+    later = replace(p, answered_humans=p.answered_humans + more)
+    assert abandon_budget(later) >= abandon_budget(p) - 1e-12
+
+
+@pytest.mark.parametrize(
+    ("p", "reserve"),
+    [
+        (predictive(0), 1.0),  # at least one abandon
+        (predictive(4, agents_on_call=5), 1.0),
+        (predictive(5, agents_on_call=10, wrap_up_left=(3.0,) * 5), 2.0),
+        (predictive(5, agents_on_call=45), 5.0),  # a burst grows with the floor
+    ],
+)
+def test_reserve_grows_with_the_floor(p: PacingInput, reserve: float) -> None:
+    assert abandon_reserve(p) == pytest.approx(reserve)
+
+
+def test_a_larger_floor_aims_lower_at_the_same_room() -> None:
+    small = predictive(5, agents_on_call=5, answered_humans=200)
+    large = replace(small, agents_on_call=45)
+    assert 0 < abandon_budget(large) < abandon_budget(small)
+
+
+@given(predictive_inputs)
+def test_new_campaign_dials_progressively_until_the_reserve_is_covered(p: PacingInput) -> None:
+    # Before cap x answers exceeds the reserve not one abandon can be afforded (the first
+    # would put the window over the cap), so predictive dials one line per free agent.
+    fresh = replace(p, abandon_rate=0.0)
+    if fresh.answered_humans * fresh.max_abandon_rate <= abandon_reserve(fresh):
+        assert predictive_lines(fresh) == fresh.available_agents

@@ -86,7 +86,7 @@ def test_dial_level(p: PacingInput, expected: float) -> None:
     assert dial_level(p) == pytest.approx(expected)
 
 
-def test_predictive_dial_level_is_lines_per_agent_counted() -> None:
+def test_predictive_dial_level_is_lines_per_agent_working() -> None:
     p = PacingInput(
         P.PREDICTIVE,
         1.0,
@@ -100,6 +100,13 @@ def test_predictive_dial_level_is_lines_per_agent_counted() -> None:
     )
     assert dials_to_place(p) == 12
     assert dial_level(p) == pytest.approx(12 / 5)
+    # Agents on a call count (as in VICIdial's level), wrap-ups ending within the ring too;
+    # the level stays within the configured lines per agent.
+    busy = replace(p, agents_on_call=4, wrap_up_left=(3.0, 40.0))
+    lines = dials_to_place(busy)
+    assert lines > 12
+    assert dial_level(busy) == pytest.approx(lines / (5 + 4 + 1))
+    assert dial_level(busy) <= busy.max_lines_per_agent
 
 
 @given(
