@@ -322,7 +322,7 @@ class Dispatcher:
             return []
         schedule = spec.schedule.to_domain() if spec.schedule else None
         fresh: list[tuple[Lead, LeadStatus, Channel, int, str]] = []
-        rows_out: list[dict[str, object]] = []
+        rows_out: list[dict[str, Any]] = []
         for lead, dnc in rows:
             if dnc:
                 # On the do-not-call list (docs/architecture.md §7.2): never dialled, stopped for
@@ -349,18 +349,18 @@ class Dispatcher:
             seq = lead.seq + 1
             key = idem_key(c.id, lead.id, lead.step, seq)
             rows_out.append(
-                {
-                    "campaign_id": c.id,
-                    "campaign_version": c.version,
-                    "lead_id": lead.id,
-                    "step": lead.step,
-                    "try_no": seq,
-                    "channel": channel,
-                    "idem_key": key,
-                    "status": AttemptStatus.CREATED,
-                    "now": now,
-                    "worker_id": self.d.tuning.worker_id,
-                }
+                attempt_store.values(
+                    campaign_id=c.id,
+                    campaign_version=c.version,
+                    lead_id=lead.id,
+                    step=lead.step,
+                    try_no=seq,
+                    channel=channel,
+                    idem_key=key,
+                    status=AttemptStatus.CREATED,
+                    now=now,
+                    worker_id=self.d.tuning.worker_id,
+                )
             )
             fresh.append((lead, prior, channel, seq, key))
         # One multi-row INSERT of plain rows (no ORM object each); gives the attempt ids.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -30,6 +31,38 @@ from dialer.store.db import padded
 from dialer.store.models import Attempt, Lead
 
 
+def values(
+    *,
+    campaign_id: str,
+    campaign_version: int,
+    lead_id: int,
+    step: int,
+    try_no: int,
+    channel: Channel,
+    idem_key: str,
+    status: AttemptStatus,
+    now: float,
+    worker_id: str | None = None,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """The columns of a new attempt row (its history starts with its first status)."""
+    return {
+        "campaign_id": campaign_id,
+        "lead_id": lead_id,
+        "step": step,
+        "try_no": try_no,
+        "channel": channel,
+        "idem_key": idem_key,
+        "status": status,
+        "error": error,
+        "campaign_version": campaign_version,
+        "worker_id": worker_id,
+        "history": [{"status": status, "at": now}],
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def new(
     *,
     campaign_id: str,
@@ -44,52 +77,31 @@ def new(
     worker_id: str | None = None,
     error: str | None = None,
 ) -> Attempt:
-    """A new attempt row (its history starts with its first status)."""
+    """A new attempt row as an ORM object (the columns of `values`)."""
     return Attempt(
-        campaign_id=campaign_id,
-        lead_id=lead_id,
-        step=step,
-        try_no=try_no,
-        channel=channel,
-        idem_key=idem_key,
-        status=status,
-        error=error,
-        campaign_version=campaign_version,
-        worker_id=worker_id,
-        history=[{"status": status, "at": now}],
-        created_at=now,
-        updated_at=now,
+        **values(
+            campaign_id=campaign_id,
+            campaign_version=campaign_version,
+            lead_id=lead_id,
+            step=step,
+            try_no=try_no,
+            channel=channel,
+            idem_key=idem_key,
+            status=status,
+            now=now,
+            worker_id=worker_id,
+            error=error,
+        )
     )
 
 
-async def insert_many(session: AsyncSession, rows: Sequence[dict[str, object]]) -> list[int]:
-    """Insert attempt rows (the keyword arguments of `new`) in one statement, without an ORM
-    object each (a claim writes hundreds, docs/architecture.md §6.5); their ids, in order."""
+async def insert_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert attempt rows (each from `values`) in one statement, without an ORM object each
+    (a claim writes hundreds, docs/architecture.md §6.5); their ids, in order."""
     if not rows:
         return []
-    values = [
-        {
-            "campaign_id": r["campaign_id"],
-            "lead_id": r["lead_id"],
-            "step": r["step"],
-            "try_no": r["try_no"],
-            "channel": r["channel"],
-            "idem_key": r["idem_key"],
-            "status": r["status"],
-            "error": r.get("error"),
-            "campaign_version": r["campaign_version"],
-            "worker_id": r.get("worker_id"),
-            "history": [{"status": r["status"], "at": r["now"]}],
-            "created_at": r["now"],
-            "updated_at": r["now"],
-            "rang": False,
-            "abandoned": False,
-            "delivered": False,
-        }
-        for r in rows
-    ]
     stmt = insert(Attempt).returning(Attempt.id, sort_by_parameter_order=True)
-    return list((await session.scalars(stmt, values)).all())
+    return list((await session.scalars(stmt, rows)).all())
 
 
 async def get(session: AsyncSession, attempt_id: int, *, lock: bool = False) -> Attempt | None:

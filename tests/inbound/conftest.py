@@ -8,6 +8,7 @@ import grp
 import hashlib
 import hmac
 import io
+import mailbox
 import os
 import pwd
 import shutil
@@ -18,6 +19,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,14 @@ from tests.recording import RecordingVoice
 SECRET = "inbound-test-secret"
 BOUNCES = "bounces@mail.example.com"
 REPLIES = "replies@mail.example.com"
+TWO_STEPS = {
+    "name": "Mailbox",
+    "sequence": [
+        {"channel": "email", "subject": "Hi", "body": "Hello"},
+        {"channel": "email", "delay_seconds": 3600, "subject": "Again", "body": "Again"},
+    ],
+    "sender": {"email": "sales@mail.example.com"},
+}
 DOVECOT = "/usr/sbin/dovecot"
 
 
@@ -71,6 +81,18 @@ class Rig:
 
     async def tick(self) -> None:
         await self.runtime.engine.tick()
+
+    async def mailed(self, names: tuple[str, ...]) -> tuple[str, dict[str, Message]]:
+        """A two-step email campaign to `<name>@example.org` for each name, started and
+        ticked once: its id and the first mail of each lead, by name."""
+        status, c = await self.call("POST", "/api/v1/campaigns", json=TWO_STEPS)
+        assert status == 201, c
+        await self.runtime.service.leads.add(
+            c["id"], [{"email": f"{n}@example.org"} for n in names]
+        )
+        await self.call("POST", f"/api/v1/campaigns/{c['id']}/start")
+        await self.tick()
+        return c["id"], {str(m["To"]).split("@")[0]: m for m in mailbox.Maildir(self.maildir)}
 
 
 @pytest.fixture

@@ -5,41 +5,20 @@ and are moved to `processed` or `unmatched`, never deleted; IDLE wakes the watch
 from __future__ import annotations
 
 import asyncio
-import mailbox
 from collections.abc import Awaitable, Callable
-from email.message import Message
 
 from dialer.inbound.imap import ImapWatcher
 from tests.inbound import mails
 from tests.inbound.conftest import REPLIES, Dovecot, Rig
 
 Make = Callable[[str], Awaitable[Rig]]
-CAMPAIGN = {
-    "name": "Mailbox",
-    "sequence": [
-        {"channel": "email", "subject": "Hi", "body": "Hello"},
-        {"channel": "email", "delay_seconds": 3600, "subject": "Again", "body": "Again"},
-    ],
-    "sender": {"email": "sales@mail.example.com"},
-}
-
-
-async def _sent(rig: Rig) -> tuple[str, dict[str, Message]]:
-    status, c = await rig.call("POST", "/api/v1/campaigns", json=CAMPAIGN)
-    assert status == 201, c
-    await rig.runtime.service.leads.add(
-        c["id"], [{"email": f"{n}@example.org"} for n in ("ann", "bo", "cy", "di")]
-    )
-    await rig.call("POST", f"/api/v1/campaigns/{c['id']}/start")
-    await rig.tick()
-    return c["id"], {str(m["To"]).split("@")[0]: m for m in mailbox.Maildir(rig.maildir)}
 
 
 async def test_the_mailbox_feeds_the_pipeline(
     make_rig: Make, db_url: str, dovecot: Dovecot
 ) -> None:
     rig = await make_rig(db_url)
-    cid, first = await _sent(rig)
+    cid, first = await rig.mailed(("ann", "bo", "cy", "di"))
     reply = mails.plain_reply(
         sender="ann@example.org",
         to=REPLIES,
@@ -94,7 +73,7 @@ async def test_the_mailbox_feeds_the_pipeline(
 
 async def test_idle_wakes_the_watcher(make_rig: Make, sqlite_url: str, dovecot: Dovecot) -> None:
     rig = await make_rig(sqlite_url)
-    cid, first = await _sent(rig)
+    cid, first = await rig.mailed(("ann", "bo", "cy", "di"))
     watcher = ImapWatcher(dovecot.url(), rig.runtime.inbound, idle_seconds=600)
     await watcher.start()
     try:

@@ -26,23 +26,6 @@ from tests.inbound.conftest import REPLIES, Dovecot, Rig
 
 Make = Callable[[str], Awaitable[Rig]]
 LEADS = ("ann", "bo", "cy", "di", "ed")
-CAMPAIGN = {
-    "name": "Outage",
-    "sequence": [
-        {"channel": "email", "subject": "Hi", "body": "Hello"},
-        {"channel": "email", "delay_seconds": 3600, "subject": "Again", "body": "Again"},
-    ],
-    "sender": {"email": "sales@mail.example.com"},
-}
-
-
-async def _sent(rig: Rig) -> tuple[str, dict[str, Message]]:
-    status, c = await rig.call("POST", "/api/v1/campaigns", json=CAMPAIGN)
-    assert status == 201, c
-    await rig.runtime.service.leads.add(c["id"], [{"email": f"{n}@example.org"} for n in LEADS])
-    await rig.call("POST", f"/api/v1/campaigns/{c['id']}/start")
-    await rig.tick()
-    return c["id"], {str(m["To"]).split("@")[0]: m for m in mailbox.Maildir(rig.maildir)}
 
 
 def _reply(first: dict[str, Message], name: str) -> bytes:
@@ -103,7 +86,7 @@ async def test_mail_delivered_while_the_server_is_down_is_processed_once(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="dialer.inbound.imap")
     rig = await make_rig(db_url)
-    cid, first = await _sent(rig)
+    cid, first = await rig.mailed(LEADS)
     lead_ids = {
         x.email.split("@")[0]: str(x.id) for x in (await rig.runtime.service.leads.page(cid))[0]
     }
@@ -190,7 +173,7 @@ async def test_killed_between_record_and_move_the_message_is_applied_once(
     make_rig: Make, db_url: str, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rig = await make_rig(db_url)
-    cid, first = await _sent(rig)
+    cid, first = await rig.mailed(LEADS)
     for i, name in enumerate(("ann", "bo", "cy")):
         dovecot.deliver(_reply(first, name), f"{1715000000 + i}.M{i}P1.test")
     inbound = rig.runtime.inbound
@@ -246,7 +229,7 @@ async def test_the_outage_is_reported_and_the_rest_keeps_working(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="dialer.inbound.imap")
     rig = await make_rig(sqlite_url)
-    cid, first = await _sent(rig)
+    cid, first = await rig.mailed(LEADS)
     watcher = ImapWatcher(dovecot.url(), rig.runtime.inbound, idle_seconds=600)
 
     async def gauge() -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -13,25 +12,12 @@ from sqlalchemy import Row, select
 from dialer.domain.states import CampaignState, LeadStatus
 from dialer.store import leads as lead_store
 from dialer.store.db import Database
-from dialer.store.migrate import migrate
 from dialer.store.models import Campaign, DoNotCall, Lead
 
 NOW = 1_000_000.0
 DUE = 500.0  # due_before, in the campaign's clock
 LEASE = NOW + 60
 VERSION = 3
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    try:
-        await migrate(database)
-        async with database.session() as s:
-            s.add_all([campaign("c1"), campaign("c2")])
-        yield database
-    finally:
-        await database.aclose()
 
 
 def campaign(cid: str, state: str = CampaignState.RUNNING, version: int = VERSION) -> Campaign:

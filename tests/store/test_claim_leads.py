@@ -7,29 +7,13 @@ takes; each test here fails on a mutant of `claim_leads` that those let through 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
-
-import pytest
 
 from dialer.domain.states import LeadStatus
 from dialer.store import leads as lead_store
 from dialer.store.db import Database
-from dialer.store.migrate import migrate
 from dialer.store.models import DoNotCall, Lead
-from tests.store.test_claim import DUE, LEASE, NOW, add, campaign, lead, leases, request
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    try:
-        await migrate(database)
-        async with database.session() as s:
-            s.add_all([campaign("c1"), campaign("c2")])
-        yield database
-    finally:
-        await database.aclose()
+from tests.store.test_claim import DUE, LEASE, NOW, add, lead, leases, request
 
 
 async def test_claimed_leads_come_in_due_order_as_objects_of_the_session(db: Database) -> None:
