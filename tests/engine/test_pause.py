@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from sqlalchemy import event, select
@@ -135,6 +135,21 @@ async def test_pause_and_resume_write_no_lead(db_url: str, tmp_path: Path) -> No
     assert counts[0] == counts[1]
 
 
+async def until(condition: Callable[[], bool | Awaitable[bool]], what: str) -> None:
+    """Let the loop run (real database I/O included) until `condition` holds. The deadline
+    only turns a hang into a failure: a passing run never depends on it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while True:
+        held = condition()
+        if not isinstance(held, bool):
+            held = await held
+        if held:
+            return
+        assert loop.time() < deadline, f"never happened: {what}"
+        await asyncio.sleep(0.001)
+
+
 async def test_work_claimed_before_pause_is_not_dialled_after(db_url: str, tmp_path: Path) -> None:
     """The race the fence exists for: a tick claimed ten leads and hands them off three at
     a time; the first three dials are with the carrier when the pause comes. The pause waits
@@ -145,17 +160,13 @@ async def test_work_claimed_before_pause_is_not_dialled_after(db_url: str, tmp_p
         gate = h.voice.gate = asyncio.Event()
         h.voice.gate_all = True
         tick = asyncio.create_task(h.tick())
-        for _ in range(10_000):  # bounded: until three dials wait at the carrier
-            await asyncio.sleep(0)
-            if len(h.voice.dials) == 3:
-                break
+        await until(lambda: len(h.voice.dials) == 3, "three dials wait at the carrier")
         pause = asyncio.create_task(h.service.pause(cid, actor=ADMIN))
-        for _ in range(10_000):  # bounded: until the pause waits at the fence
-            await asyncio.sleep(0)
-            c = await h.service.get_campaign(cid)
-            if c.state == CampaignState.PAUSED:
-                break
-        assert c.state == CampaignState.PAUSED
+
+        async def paused() -> bool:
+            return (await h.service.get_campaign(cid)).state == CampaignState.PAUSED
+
+        await until(paused, "the pause is written and waits at the fence")
         assert not pause.done(), "pause returned while a dial past the fence was unfinished"
         gate.set()
         result = await pause
