@@ -334,7 +334,8 @@ class SimulatedVoice:
                     )
                     retry = True
                     break
-                call._outbox.popleft()
+                if call._outbox and call._outbox[0] is event:  # `close` may have emptied it
+                    call._outbox.popleft()
                 call._failures = 0
         finally:
             call._flushing = False

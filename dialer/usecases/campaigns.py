@@ -5,6 +5,7 @@ The API's handlers are thin calls into this class; so are the CLI and the tests.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -425,11 +426,16 @@ class Service:
         if change.changed:
             self.metrics.pause_duration.observe(time.perf_counter() - started)
         in_flight = await self.in_flight(campaign_id)
-        await self.engine.cancel_queued(campaign_id)
-        now = self.clock.now()
-        async with self.db.session() as s:
-            released = await pool.release(s, campaign_id, now)
+        # The carrier's queued calls are cancelled while the agents are released: two
+        # independent steps, side by side (docs/architecture.md §4).
+        _, released = await asyncio.gather(
+            self.engine.cancel_queued(campaign_id), self._release(campaign_id)
+        )
         return PauseResult(change.campaign, in_flight, released, change.changed)
+
+    async def _release(self, campaign_id: str) -> list[str]:
+        async with self.db.session() as s:
+            return await pool.release(s, campaign_id, self.clock.now())
 
     async def terminate(self, campaign_id: str, *, confirm: str, actor: str) -> TerminateResult:
         """Cancel (never dispatched) or stop (through `stopping`): irreversible."""

@@ -343,6 +343,24 @@ async def test_no_event_after_close() -> None:
         await voice.dial(request(99))
 
 
+async def test_close_during_a_delivery_ends_it_quietly() -> None:
+    """`close` while the sink is taking a report (shutdown under load): the delivery in
+    progress stops after it, without touching the emptied queue."""
+    clock = FakeClock()
+    voice = SimulatedVoice(clock, HUMAN_ONLY, seed=7)
+    seen: list[AttemptStatus] = []
+
+    async def sink(event: CallEvent) -> None:
+        seen.append(event.status)
+        await voice.close()
+
+    voice.set_sink(sink)
+    await voice.dial(request(1))
+    await clock.run_until_idle()  # raised IndexError when the delivery popped after close
+    assert seen == [S.QUEUED]
+    assert clock.pending() == 0
+
+
 async def test_dial_needs_a_sink() -> None:
     voice = SimulatedVoice(FakeClock(), seed=1)
     with pytest.raises(RuntimeError, match="set_sink"):
