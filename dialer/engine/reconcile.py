@@ -34,6 +34,7 @@ QUEUE_SLACK_SECONDS = 60.0  # a call may wait at the carrier (its calls-per-seco
 TALK_CHECK_SECONDS = 900.0  # a live call with no news for this long is checked on
 LOST = "lost"
 MAX_DEFERRED = 100_000
+TAKEOVER_GRACE = attempt_store.TAKEOVER_GRACE
 
 
 class Reconciler:
@@ -69,7 +70,7 @@ class Reconciler:
         async with self.d.db.read() as conn:
             stale = await attempt_store.stale_live(
                 conn,
-                now,
+                lapsed_before=now - lease * TAKEOVER_GRACE,
                 orphan_before=now - lease,
                 ringing_before=now - (lease + MAX_RING_SECONDS + QUEUE_SLACK_SECONDS),
                 talking_before=now - max(lease, TALK_CHECK_SECONDS),
@@ -179,9 +180,10 @@ class Reconciler:
         if event.status in ATTEMPT_FINAL:
             self.d.metrics.attempts_reconciled.labels("ended").inc()
             return
-        lease_until = now + self.d.tuning.lease_seconds
+        fresh = self.d.clock.now()  # the tick's `now` may be long past under load
+        lease_until = fresh + self.d.tuning.lease_seconds
         async with self.d.db.session() as s:
-            await attempt_store.adopt(s, st.attempt_id, self.d.tuning.worker_id, now, lease_until)
+            await attempt_store.adopt(s, st.attempt_id, self.d.tuning.worker_id, fresh, lease_until)
         self.d.metrics.attempts_reconciled.labels("live").inc()
         log.info("attempt.adopted", extra={"attempt": st.attempt_id, "status": str(event.status)})
 
@@ -199,6 +201,7 @@ class Reconciler:
     async def _hand_off_again(self, st: attempt_store.Stale, now: float) -> None:
         """Never reached the channel: the same attempt (same key, same try) goes again."""
         me = self.d.tuning.worker_id
+        lease = self.d.tuning.lease_seconds
         async with self.d.db.session() as s:
             c = await control.load(s, st.campaign_id)
             # Attempt, then lead: the order every batch locks in (docs/architecture.md §6.5).
@@ -206,14 +209,17 @@ class Reconciler:
             lead = await lead_store.get(s, st.lead_id, lock=True)
             if lead is None or attempt is None or attempt.status != AttemptStatus.CREATED:
                 return
+            # Decided on the clock of now, under the row locks: with the tick's `now`, a
+            # reconciler late by more than a lease took over what another had just taken.
+            fresh = self.d.clock.now()
             taken = (
                 lead.lease_owner != me
                 and lead.lease_until is not None
-                and (lead.lease_until >= now)
+                and (lead.lease_until >= fresh - lease * TAKEOVER_GRACE)
             )
             if lead.active_attempt_id != st.attempt_id or taken:
-                return  # another worker took it over first: it hands it off, not us
-            lead.lease_until = now + self.d.tuning.lease_seconds
+                return  # another worker holds it or took it over first: not ours
+            lead.lease_until = fresh + lease
             lead.lease_owner = me
             spec = self.d.specs.of(c)
             lead_contact = contact(lead)

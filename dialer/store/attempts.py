@@ -30,6 +30,12 @@ from dialer.domain.states import (
 from dialer.store.db import padded
 from dialer.store.models import Attempt, Lead
 
+# A lead's lease must have run out for this share of a lease more before another worker
+# takes its attempt over (`stale_live`): a worker whose event loop stalled for less than
+# that still holds what it is handing off, and never meets a second copy of it
+# (docs/architecture.md §15.2).
+TAKEOVER_GRACE = 0.5
+
 
 def values(
     *,
@@ -189,22 +195,22 @@ class Stale:
 
 async def stale_live(
     conn: AsyncConnection,
-    now: float,
     *,
+    lapsed_before: float,
     orphan_before: float,
     ringing_before: float,
     talking_before: float,
     limit: int = 200,
 ) -> list[Stale]:
     """Open attempts nobody vouches for (docs/architecture.md §15.2): the lead's lease ran
-    out (its worker died or gave the call up); or the attempt is not its lead's current one
-    and has not moved since `orphan_before`; or it has been ringing since `ringing_before`
-    or talking since `talking_before` with no news (callbacks lost)."""
+    out before `lapsed_before` (its worker died or gave the call up); or the attempt is not
+    its lead's current one and has not moved since `orphan_before`; or it has been ringing
+    since `ringing_before` or talking since `talking_before` with no news (callbacks lost)."""
     active = Lead.active_attempt_id == Attempt.id
     return await _stale(
         conn,
         or_(
-            active & Lead.lease_until.is_not(None) & (Lead.lease_until < now),
+            active & Lead.lease_until.is_not(None) & (Lead.lease_until < lapsed_before),
             ~active & (Attempt.updated_at < orphan_before),
             Attempt.status.in_(tuple(ATTEMPT_RINGING)) & (Attempt.updated_at < ringing_before),
             (Attempt.status == AttemptStatus.IN_PROGRESS) & (Attempt.updated_at < talking_before),
@@ -387,8 +393,9 @@ class LiveGroup:
     channel: str
     count: int
     oldest_at: float  # the earliest created_at
-    # The latest time the reconciler may leave one of them alone: its lead's lease while
-    # the lead holds one for it, else its last change plus the lease (docs/architecture.md §6.3).
+    # The latest time the reconciler may leave one of them alone: its lead's lease and the
+    # takeover grace while the lead holds one for it, else its last change plus the lease
+    # (docs/architecture.md §15.2).
     stale_by: float
 
 
@@ -397,7 +404,10 @@ async def live_groups(
 ) -> list[LiveGroup]:
     """The campaign's attempts not final yet, counted by status, step and channel (one
     query over the campaign's attempts, each lead read by its key)."""
-    lease = case((Lead.active_attempt_id == Attempt.id, Lead.lease_until), else_=None)
+    lease = case(
+        (Lead.active_attempt_id == Attempt.id, Lead.lease_until + lease_seconds * TAKEOVER_GRACE),
+        else_=None,
+    )
     rows = await session.execute(
         select(
             Attempt.status,

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from dialer.channels.simulated import SimProfile
 from dialer.store import events
+from dialer.store.attempts import TAKEOVER_GRACE
 from dialer.store.models import Attempt, Lead
 from tests.api.conftest import Api, ApiFactory
 from tests.harness import leads
@@ -213,7 +214,7 @@ async def test_stopping_campaign_says_what_it_waits_for(make_api: ApiFactory) ->
     ]
     lease = api.runtime.settings.lease_seconds
     stale = (
-        lead.lease_until
+        lead.lease_until + lease * TAKEOVER_GRACE
         if lead.active_attempt_id == attempt.id and lead.lease_until is not None
         else attempt.updated_at + lease
     )

@@ -5,6 +5,7 @@ carrier that cannot be reached uses no try and holds the channel until it answer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from dialer.channels.simulated import SimProfile, SimulatedVoice
 from dialer.clock import FakeClock
 from dialer.domain.campaign import Channel
 from dialer.domain.states import ATTEMPT_FINAL, ATTEMPT_LIVE, AgentState, CampaignState
-from dialer.engine.reconcile import MAX_RING_SECONDS, QUEUE_SLACK_SECONDS
+from dialer.engine.reconcile import MAX_RING_SECONDS, QUEUE_SLACK_SECONDS, TAKEOVER_GRACE
 from dialer.runtime import Runtime
 from dialer.store.models import Attempt, Event, Lead
 from tests.harness import (
@@ -93,7 +94,7 @@ async def test_calls_open_at_a_crash_are_lost_never_redialled_and_free_their_age
         assert {a.idem_key for a in await attempts(h2) if a.status in ATTEMPT_LIVE} == open_keys, (
             "resolved before the lease ran out"
         )
-        await h2.advance(LEASE + 1)
+        await h2.advance(LEASE * (1 + TAKEOVER_GRACE) + 1)
         await h2.service.terminate(c.id, confirm=c.id, actor=ADMIN)
         await h2.tick()
         after = {a.idem_key: a for a in await attempts(h2)}
@@ -367,3 +368,60 @@ async def test_hand_offs_in_progress_longer_than_the_lease_keep_their_leads(
                 attempts = list((await s.scalars(select(Attempt))).all())
             assert sent == len(attempts) == 4, "a message was sent twice or not at all"
             assert {r.status for r in attempts} == {"sent"}
+
+
+async def test_a_lapsed_lease_is_taken_over_once_after_the_grace(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A worker stalls (here: it dies) while a mail of its round is with the server. Within
+    half a lease after its lease ran out nobody takes the attempt over (a stalled worker may
+    still be sending it); after that one reconciler does, and while it sends, another
+    reconciler leaves it alone even when the first one's tick began long ago."""
+    clock, sim = carrier()
+    held = HeldMail(tmp_path / "held", clock)
+    config = settings(db_url, "a", lease_seconds=LEASE)
+    async with Runtime.open(
+        config, clock=clock, voice=RecordingVoice(sim), email=held, run_engine=False
+    ) as a:
+        only_email = {"sequence": [{"channel": "email", "subject": "Hi", "body": "Hello"}]}
+        body = campaign_body("Stalled", {}, {**only_email, "caller_ids": []})
+        c = await a.service.create_campaign(body, actor=ADMIN)
+        await a.service.leads.add(c.id, leads(1))
+        await a.service.start(c.id, actor=ADMIN)
+        claimed = clock.now()
+        tick = asyncio.create_task(a.engine.tick())
+        await wait_until(lambda: held.holding == 1)
+        tick.cancel()  # the worker is gone with the mail in hand: nothing renews its lease
+        with contextlib.suppress(asyncio.CancelledError):
+            await tick
+        mails = tmp_path / "maildir" / "new"
+        slow = HeldMail(tmp_path / "maildir", clock)  # b's mail server takes its time
+        config_b = settings(db_url, "b", lease_seconds=LEASE)
+        async with (
+            Runtime.open(
+                config_b, clock=clock, voice=RecordingVoice(sim), email=slow, run_engine=False
+            ) as b,
+            open_runtime(db_url, tmp_path, clock, sim, worker="c", lease_seconds=LEASE) as c2,
+        ):
+            await clock.advance(LEASE + LEASE * TAKEOVER_GRACE / 2)  # ran out, within the grace
+            assert await b.engine.reconciler.run(clock.now()) == 0
+            assert (await c2.tick()).reconciled == 0
+            await clock.advance(3 * LEASE)
+            # b's tick began 2 leases ago (its event loop stalled): it takes the attempt over
+            # with a lease from the clock of now, which c respects while b sends.
+            taking = asyncio.create_task(b.engine.reconciler.run(claimed + 2 * LEASE))
+            await wait_until(lambda: slow.holding == 1)
+            assert (await c2.tick()).reconciled == 0, "taken over from a worker sending it"
+            slow.gate.set()
+            assert await taking == 1
+            assert len(list(mails.iterdir())) == 1, "sent twice, or never"
+            async with a.db.session() as s:
+                rows = list((await s.scalars(select(Attempt))).all())
+            assert [r.status for r in rows] == ["sent"]
+
+
+async def wait_until(done: Callable[[], bool]) -> None:
+    """Until `done()`; the deadline only catches a hang (real database writes run meanwhile)."""
+    async with asyncio.timeout(30):
+        while not done():
+            await asyncio.sleep(0.01)
