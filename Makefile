@@ -12,13 +12,22 @@ STAMP := $(VENV)/.stamp
 export DIALER_TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 export DIALER_TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
+# The suite runs in TEST_JOBS processes (pytest-xdist, a module per process at a time): most
+# of its time is spent waiting on real servers and child processes, not on the CPU. Each
+# process has its own database and Redis key prefixes. The browser tests run after, in one
+# process of their own: Playwright's sync API keeps an event loop running in the thread
+# that later async tests would need. `make check TEST_JOBS=1` runs everything in one line.
+TEST_JOBS ?= 3
+PYTEST = $(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile --ignore=tests/web && \
+	$(PY) -m pytest -q tests/web
+
 .PHONY: setup services lint typecheck test check demo
 
 check: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy dialer
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 setup: $(STAMP) services
 
@@ -43,7 +52,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy dialer
 
 test: setup
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 # The demo needs only the venv: SQLite, the in-process bus and simulated channels.
 demo: $(STAMP)
