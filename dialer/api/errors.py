@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from dialer.api.inputs import BadJson, Problems, decode_json, problems, refuse
+from dialer.bus.base import BusUnavailable
 from dialer.errors import ServiceError, ValidationFailed, field_errors, invalid
 from dialer.store.db import describe, unavailable
 
@@ -127,6 +128,10 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             exc.status, "http_error"
         )
         return error_response(exc.status, code, exc.reason)
+    except BusUnavailable as exc:  # the change is written; its fan-out is not confirmed
+        where = {"path": request.path, "method": request.method}
+        log.warning("request.bus_unavailable", extra={**where, "error": str(exc)})
+        return unavailable_response("the control bus is unavailable; retry later")
     except Exception as exc:
         where = {"path": request.path, "method": request.method}
         if unavailable(exc):

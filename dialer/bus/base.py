@@ -42,6 +42,12 @@ class BusClosed(RuntimeError):
     """The bus was closed; nothing more is published or subscribed."""
 
 
+class BusUnavailable(ConnectionError):
+    """The bus could not be reached while publishing: the state change is in the database,
+    its fan-out is not confirmed. The API answers 503 and the caller retries; a repeated
+    pause publishes again (docs/architecture.md §12.2)."""
+
+
 class Bus(Protocol):
     async def publish(self, msg: ControlMessage) -> None:
         """Deliver `msg` and return once every subscriber of this process has handled it.

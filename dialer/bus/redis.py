@@ -38,7 +38,14 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from dialer.bus.base import BusClosed, ControlMessage, Handler, Unsubscribe, WorkerInfo
+from dialer.bus.base import (
+    BusClosed,
+    BusUnavailable,
+    ControlMessage,
+    Handler,
+    Unsubscribe,
+    WorkerInfo,
+)
 from dialer.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -131,9 +138,16 @@ class RedisBus:
 
     # -- the Bus interface -----------------------------------------------------------------
     async def publish(self, msg: ControlMessage) -> None:
-        """Publish `msg` and wait until every live worker has handled it (at most a lease)."""
+        """Publish `msg` and wait until every live worker has handled it (at most a lease).
+        Raises BusUnavailable when Redis cannot be reached or does not answer in time."""
         if self._closed:
             raise BusClosed("publish on a closed bus")
+        try:
+            await self._publish(msg)
+        except CONNECT_ERRORS as exc:
+            raise BusUnavailable(f"the control bus did not answer: {exc!r}") from exc
+
+    async def _publish(self, msg: ControlMessage) -> None:
         data = json.dumps({"c": msg.campaign_id, "s": msg.state, "v": msg.version})
         expect = set(await self._live())
         await self._redis.publish(self.channel, data)

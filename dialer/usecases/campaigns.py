@@ -587,8 +587,16 @@ class Service:
             )
             if change.changed and change.from_state is CampaignState.SCHEDULED:
                 change.campaign.start_at = None  # paused: the scheduled start is dropped
-        if change.changed:
+        repeat_pause = (
+            action is CampaignAction.PAUSE
+            and not change.changed
+            and change.campaign.state == CampaignState.PAUSED
+        )
+        if change.changed or repeat_pause:
+            # A repeated pause publishes again: when it answers, every engine has seen the
+            # pause, even if the first one's fan-out failed (BusUnavailable, a 503).
             await self.engine.announce(change.campaign)
+        if change.changed:
             c = change.campaign
             log.info(
                 "campaign.state",

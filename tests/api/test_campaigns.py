@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
+from dialer.bus.base import BusUnavailable, ControlMessage
 from dialer.channels.simulated import SimProfile
 from dialer.store import events
 from dialer.store.attempts import TAKEOVER_GRACE
@@ -228,6 +231,41 @@ async def test_stopping_campaign_says_what_it_waits_for(make_api: ApiFactory) ->
         if one["state"] == "stopped":
             break
     assert one["state"] == "stopped" and one["waiting_for"] is None
+
+
+async def test_a_pause_whose_fan_out_failed_is_503_and_its_retry_publishes_again(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bus fails while a pause is published (Redis restarting): the pause is written but
+    not confirmed by every engine, so it answers 503 with Retry-After, never 200 nor 500;
+    the retry finds the campaign paused and publishes again before it answers 200."""
+    c = await api.campaign()
+    cid = c["id"]
+    await api.call("POST", f"/api/v1/campaigns/{cid}/start", role="supervisor")
+    bus = api.runtime.bus
+    real = bus.publish
+    published: list[ControlMessage] = []
+
+    async def failing(msg: ControlMessage) -> None:
+        raise BusUnavailable("Redis is restarting")
+
+    async def recording(msg: ControlMessage) -> None:
+        published.append(msg)
+        await real(msg)
+
+    monkeypatch.setattr(bus, "publish", failing)
+    resp = await api.client.post(f"/api/v1/campaigns/{cid}/pause", headers=api.auth("supervisor"))
+    assert resp.status == 503 and resp.headers["Retry-After"]
+    error = (await resp.json())["error"]
+    assert error["code"] == "unavailable" and "bus" in error["message"]
+    status, stored = await api.call("GET", f"/api/v1/campaigns/{cid}")
+    assert stored["state"] == "paused"
+    monkeypatch.setattr(bus, "publish", recording)
+    status, again = await api.call("POST", f"/api/v1/campaigns/{cid}/pause", role="supervisor")
+    assert status == 200 and again["campaign"]["state"] == "paused"
+    assert [(m.campaign_id, m.state, m.version) for m in published] == [
+        (cid, "paused", stored["version"])
+    ]
 
 
 async def test_unarchive_and_archived_campaigns_refuse_to_run(api: Api) -> None:

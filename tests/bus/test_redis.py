@@ -12,9 +12,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from dialer.bus import ControlMessage, bus_from_url
-from dialer.bus.base import worker_info
+from dialer.bus.base import BusUnavailable, worker_info
 from dialer.bus.redis import RedisBus
 from dialer.clock import SystemClock
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.redis
 
@@ -163,3 +164,16 @@ async def test_an_idle_subscription_stays_in_touch(buses: Factory) -> None:
     clock = SystemClock()
     await asyncio.sleep(1.5)
     assert clock.now() - w1.last_contact() < 0.5
+
+
+async def test_a_publish_redis_cannot_take_raises_bus_unavailable() -> None:
+    """Nothing listens where the bus points: the publish fails as BusUnavailable (the API's
+    503 and a retry), not as one of redis-py's own errors (a 500)."""
+    bus = RedisBus(
+        f"redis://127.0.0.1:{free_port()}/0", SystemClock(), lease_seconds=2.0, prefix="gone"
+    )
+    try:
+        with pytest.raises(BusUnavailable):
+            await bus.publish(msg(1))
+    finally:
+        await bus.aclose()
