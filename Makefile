@@ -17,7 +17,7 @@ export DIALER_TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 # process has its own database and Redis key prefixes. The browser tests run after, in one
 # process of their own: Playwright's sync API keeps an event loop running in the thread
 # that later async tests would need. `make check TEST_JOBS=1` runs everything in one line.
-TEST_JOBS ?= 3
+TEST_JOBS ?= 2
 PYTEST = $(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile --ignore=tests/web && \
 	$(PY) -m pytest -q tests/web
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dialer.agents import pool
@@ -273,6 +274,11 @@ class Engine:
         """Cancel the campaign's calls still queued at the carrier; returns attempt ids."""
         async with self.d.db.read() as conn:
             queued = await attempt_store.queued_calls(conn, campaign_id)
+        return await self.cancel_calls(queued)
+
+    async def cancel_calls(self, queued: Sequence[tuple[int, str]]) -> list[str]:
+        """Cancel these (attempt id, carrier id) calls if still queued at the carrier;
+        returns the attempt ids cancelled."""
         limit = asyncio.Semaphore(CANCEL_CONCURRENCY)  # a pause should not wait in line
 
         async def cancel(carrier_id: str) -> bool:

@@ -175,6 +175,15 @@ async def queued_calls(conn: AsyncConnection, campaign_id: str) -> list[tuple[in
     return [(attempt_id, carrier_id) for attempt_id, carrier_id in rows.all() if carrier_id]
 
 
+def queued_among(attempts: Iterable[Attempt]) -> list[tuple[int, str]]:
+    """`queued_calls` of attempts already read (a pause's in-flight list)."""
+    return [
+        (a.id, a.carrier_id)
+        for a in attempts
+        if a.channel == Channel.VOICE and a.status == AttemptStatus.QUEUED and a.carrier_id
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class Stale:
     """An open attempt the reconciler must resolve, with what it asks the carrier."""

@@ -425,17 +425,21 @@ class Service:
         )
         if change.changed:
             self.metrics.pause_duration.observe(time.perf_counter() - started)
-        in_flight = await self.in_flight(campaign_id)
-        # The carrier's queued calls are cancelled while the agents are released: two
-        # independent steps, side by side (docs/architecture.md §4).
-        _, released = await asyncio.gather(
-            self.engine.cancel_queued(campaign_id), self._release(campaign_id)
-        )
+        # One transaction after the fence: what is in flight, then the agents released,
+        # while the calls of it still queued at the carrier are cancelled side by side
+        # (docs/architecture.md §4). Each statement of a pause waits its turn in an event
+        # loop the engine keeps busy: fewer of them answer sooner.
+        cancelling: asyncio.Future[list[str]] | None = None
+        try:
+            async with self.db.session() as s:
+                in_flight = await campaign_store.in_flight(s, campaign_id)
+                queued = attempt_store.queued_among(in_flight)
+                cancelling = asyncio.ensure_future(self.engine.cancel_calls(queued))
+                released = await pool.release(s, campaign_id, self.clock.now())
+        finally:
+            if cancelling is not None:  # after the commit: no row stays locked meanwhile
+                await cancelling
         return PauseResult(change.campaign, in_flight, released, change.changed)
-
-    async def _release(self, campaign_id: str) -> list[str]:
-        async with self.db.session() as s:
-            return await pool.release(s, campaign_id, self.clock.now())
 
     async def terminate(self, campaign_id: str, *, confirm: str, actor: str) -> TerminateResult:
         """Cancel (never dispatched) or stop (through `stopping`): irreversible."""

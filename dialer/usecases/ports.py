@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from dialer.domain.campaign import CampaignSpec
@@ -18,6 +19,9 @@ class EngineControl(Protocol):
 
     async def cancel_queued(self, campaign_id: str) -> list[str]:
         """Cancel the campaign's calls still queued at the carrier; the attempt ids."""
+
+    async def cancel_calls(self, queued: Sequence[tuple[int, str]]) -> list[str]:
+        """Cancel these (attempt id, carrier id) calls if still queued; the attempt ids."""
 
     async def drain(self, campaign_id: str) -> bool:
         """stopping -> stopped once nothing of the campaign is in flight."""

@@ -274,6 +274,7 @@ def test_every_route_has_what_the_fuzzer_needs() -> None:
     assert len(routes_of(application)) >= 45
 
 
+@pytest.mark.timeout(360)  # 40 s alone; a hang guard beside the suite's other processes
 async def test_no_route_answers_5xx(rig: Rig) -> None:
     results = Results()
     loop = asyncio.get_running_loop()
