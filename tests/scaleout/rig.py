@@ -427,8 +427,22 @@ class Cluster:
         out: dict[str, Any] = self.api.ok("GET", f"/api/v1/campaigns/{cid}/stats")
         return out
 
-    def resume(self, cid: str) -> None:
-        self.api.ok("POST", f"/api/v1/campaigns/{cid}/resume")
+    def resume(self, cid: str, timeout: float = 30) -> None:
+        """Resume over HTTP, repeating a 503 (the bus did not confirm the fan-out) as a
+        client does; the resume is written the first time, a repeat answers 200."""
+        status, body = self._repeat_503("POST", f"/api/v1/campaigns/{cid}/resume", None, timeout)
+        if status != 200:
+            raise RigError(f"POST /api/v1/campaigns/{cid}/resume: {status} {body}")
+
+    def _repeat_503(self, method: str, path: str, body: Any, timeout: float) -> tuple[int, Any]:
+        """The first answer that is not a 503 (docs/api.md §3: retry later), or the last 503
+        once `timeout` seconds have passed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status, out = self.api.call(method, path, body, timeout)
+            if status != 503 or time.monotonic() > deadline:
+                return status, out
+            time.sleep(0.2)  # the client's back-off, not a test outcome
 
     # -- the pause and what went out after it ---------------------------------------------
 
@@ -440,14 +454,8 @@ class Cluster:
         (the bus did not confirm the fan-out, docs/api.md §3) is repeated, as a client
         does, until the deadline: the answer is the first other one."""
         sent = time.time_ns()
-        deadline = time.monotonic() + timeout
-        while True:
-            status, body = self.api.call(
-                "POST", f"/api/v1/campaigns/{cid}/pause", {"reason": "scale-out run"}, timeout
-            )
-            if status != 503 or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)  # the client's back-off, not a test outcome
+        path = f"/api/v1/campaigns/{cid}/pause"
+        status, body = self._repeat_503("POST", path, {"reason": "scale-out run"}, timeout)
         ack = time.time_ns()
         # Taken after the answer: anything missing from these went out after it.
         names = self.mailbox.names()
