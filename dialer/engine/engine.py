@@ -270,12 +270,6 @@ class Engine:
             await self.announce(change.campaign)
         return change.changed
 
-    async def cancel_queued(self, campaign_id: str) -> list[str]:
-        """Cancel the campaign's calls still queued at the carrier; returns attempt ids."""
-        async with self.d.db.read() as conn:
-            queued = await attempt_store.queued_calls(conn, campaign_id)
-        return await self.cancel_calls(queued)
-
     async def cancel_calls(self, queued: Sequence[tuple[int, str]]) -> list[str]:
         """Cancel these (attempt id, carrier id) calls if still queued at the carrier;
         returns the attempt ids cancelled."""

@@ -34,7 +34,6 @@ QUEUE_SLACK_SECONDS = 60.0  # a call may wait at the carrier (its calls-per-seco
 TALK_CHECK_SECONDS = 900.0  # a live call with no news for this long is checked on
 LOST = "lost"
 MAX_DEFERRED = 100_000
-TAKEOVER_GRACE = attempt_store.TAKEOVER_GRACE
 
 
 class Reconciler:
@@ -70,7 +69,7 @@ class Reconciler:
         async with self.d.db.read() as conn:
             stale = await attempt_store.stale_live(
                 conn,
-                lapsed_before=now - lease * TAKEOVER_GRACE,
+                lapsed_before=now - lease * attempt_store.TAKEOVER_GRACE,
                 orphan_before=now - lease,
                 ringing_before=now - (lease + MAX_RING_SECONDS + QUEUE_SLACK_SECONDS),
                 talking_before=now - max(lease, TALK_CHECK_SECONDS),
@@ -215,7 +214,7 @@ class Reconciler:
             taken = (
                 lead.lease_owner != me
                 and lead.lease_until is not None
-                and (lead.lease_until >= fresh - lease * TAKEOVER_GRACE)
+                and (lead.lease_until >= fresh - lease * attempt_store.TAKEOVER_GRACE)
             )
             if lead.active_attempt_id != st.attempt_id or taken:
                 return  # another worker holds it or took it over first: not ours

@@ -162,21 +162,9 @@ async def has_live(conn: AsyncConnection, campaign_id: str) -> bool:
     return row.first() is not None
 
 
-async def queued_calls(conn: AsyncConnection, campaign_id: str) -> list[tuple[int, str]]:
-    """(attempt id, carrier id) of the campaign's calls still queued at the carrier."""
-    rows = await conn.execute(
-        select(Attempt.id, Attempt.carrier_id).where(
-            Attempt.campaign_id == campaign_id,
-            Attempt.channel == Channel.VOICE,
-            Attempt.status == AttemptStatus.QUEUED,
-            Attempt.carrier_id.is_not(None),
-        )
-    )
-    return [(attempt_id, carrier_id) for attempt_id, carrier_id in rows.all() if carrier_id]
-
-
 def queued_among(attempts: Iterable[Attempt]) -> list[tuple[int, str]]:
-    """`queued_calls` of attempts already read (a pause's in-flight list)."""
+    """(attempt id, carrier id) of the voice calls among `attempts` still queued at the
+    carrier (what a pause or terminate cancels, from its in-flight list)."""
     return [
         (a.id, a.carrier_id)
         for a in attempts

@@ -457,7 +457,7 @@ class Service:
         released: list[str] = []
         if change.changed and c.state == CampaignState.STOPPING:
             steps.append(await self._step(c, "terminate.claims_stopped", actor, {}))
-            cancelled = await self.engine.cancel_queued(campaign_id)
+            cancelled = await self.engine.cancel_calls(attempt_store.queued_among(in_flight))
             steps.append(
                 await self._step(c, "terminate.queued_cancelled", actor, {"calls": cancelled})
             )

@@ -17,9 +17,6 @@ class EngineControl(Protocol):
     async def announce(self, c: Campaign) -> None:
         """Tell every engine of a campaign's new state and version (the pause fence)."""
 
-    async def cancel_queued(self, campaign_id: str) -> list[str]:
-        """Cancel the campaign's calls still queued at the carrier; the attempt ids."""
-
     async def cancel_calls(self, queued: Sequence[tuple[int, str]]) -> list[str]:
         """Cancel these (attempt id, carrier id) calls if still queued; the attempt ids."""
 

@@ -17,8 +17,9 @@ from dialer.channels.simulated import SimProfile, SimulatedVoice
 from dialer.clock import FakeClock
 from dialer.domain.campaign import Channel
 from dialer.domain.states import ATTEMPT_FINAL, ATTEMPT_LIVE, AgentState, CampaignState
-from dialer.engine.reconcile import MAX_RING_SECONDS, QUEUE_SLACK_SECONDS, TAKEOVER_GRACE
+from dialer.engine.reconcile import MAX_RING_SECONDS, QUEUE_SLACK_SECONDS
 from dialer.runtime import Runtime
+from dialer.store.attempts import TAKEOVER_GRACE
 from dialer.store.models import Attempt, Event, Lead
 from tests.harness import (
     ADMIN,
