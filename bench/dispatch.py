@@ -55,11 +55,12 @@ async def engine_loop(rt: Runtime, clock: FakeClock, campaign_id: str, n: int) -
     dispatched = ticks = idle = 0
     t0 = time.perf_counter()
     while dispatched < n and idle < STALL_TICKS:
-        report = await rt.engine.tick()
+        report = await rt.engine.tick(settle=False)  # as the engine's own loop does
         dispatched += report.dispatched
         ticks += 1
         idle = 0 if report.dispatched else idle + 1
         await clock.advance(1.0)
+    await rt.engine.dispatcher.settle()  # every result written
     wall = time.perf_counter() - t0
     if dispatched < n:
         raise RuntimeError(f"engine stalled: {dispatched} of {n} dispatched in {ticks} ticks")

@@ -73,7 +73,7 @@ class Ticker:
     async def run(self) -> None:
         while not self.stop.is_set():
             try:
-                await self.engine.tick()
+                await self.engine.tick(settle=False)  # as the engine's own loop
             except Exception as exc:
                 self.errors += 1
                 print(f"tick failed: {exc!r}", flush=True)

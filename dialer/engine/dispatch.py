@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -96,6 +96,21 @@ class _Lease:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+async def _stopped(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _written(write: Awaitable[None] | None, keeper: asyncio.Task[None]) -> None:
+    """A round's last write, then its lease keeper stops."""
+    try:
+        if write is not None:
+            await write
+    finally:
+        await _stopped(keeper)
+
+
 def idem_key(campaign_id: str, lead_id: int, step: int, seq: int) -> str:
     return f"{campaign_id}:{lead_id}:{step}:{seq}"
 
@@ -132,6 +147,7 @@ class Dispatcher:
         # inside the fence section), never for a chunk of email results ahead of them.
         self._carrier_ids: GroupCommit[Handed, None] = GroupCommit(self._record, name="carrier-ids")
         self.backlog = False  # the last round left due work behind (a full claim)
+        self._writing: asyncio.Future[None] | None = None  # the last round's results
 
     async def run_campaign(self, c: Campaign, spec: CampaignSpec, now: float) -> int:
         """One dispatch round for a running campaign; returns attempts handed to channels."""
@@ -211,16 +227,27 @@ class Dispatcher:
         keeper = asyncio.create_task(self._keep_leases(lease), name="dispatch-leases")
         try:
             done = await asyncio.gather(*(one(p) for p in prepared), return_exceptions=True)
-            if unwritten:
-                await write(unwritten)
-        finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+        except BaseException:
+            await _stopped(keeper)
+            raise
+        # The round's last results are written while the next round claims, its leases
+        # held until then; the round before must be written first: one round behind at
+        # most, and its failure is this tick's (docs/architecture.md §6.5).
+        last = asyncio.ensure_future(_written(write(unwritten) if unwritten else None, keeper))
+        previous, self._writing = self._writing, last
+        if previous is not None:
+            await previous
         for outcome in done:
             if isinstance(outcome, BaseException):
                 raise outcome  # every hand-off has ended; the tick reports the failure
         return sum(n for n in done if isinstance(n, int))
+
+    async def settle(self) -> None:
+        """Wait for the results of the last round to be written; raise if they could not
+        be (their leads stay leased until the reconciler takes them over, §15.2)."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await writing
 
     async def _keep_leases(self, lease: _Lease) -> None:
         """While the round runs, renew the leases of its leads not written yet, every third

@@ -115,7 +115,9 @@ class Engine:
     async def run(self) -> None:
         while not self._stop.is_set():
             try:
-                await self.tick()
+                await self.tick(settle=False)
+                if not self.dispatcher.backlog:
+                    await self.dispatcher.settle()  # idle next: nothing stays unwritten
             except Exception as exc:
                 if unavailable(exc):  # nothing dispatches; the next tick tries again
                     log.warning("engine tick failed: %s", describe(exc))
@@ -149,11 +151,18 @@ class Engine:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        try:  # the last round's results (their leases lapse for the reconciler otherwise)
+            await asyncio.wait_for(self.dispatcher.settle(), timeout=grace)
+        except Exception as exc:
+            log.warning("engine stop: results unwritten: %s", describe(exc))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.d.fence.close(), timeout=grace)
 
     # -- one tick --------------------------------------------------------------------------
-    async def tick(self) -> TickReport:
+    async def tick(self, *, settle: bool = True) -> TickReport:
+        """One pass: housekeeping, then a dispatch round per running campaign. With
+        `settle`, it returns once the rounds' results are written; the engine's own loop
+        lets the last round's be written while the next tick claims (§6.5)."""
         report = TickReport()
         self.dispatcher.backlog = False
         now = self.d.clock.now()
@@ -193,6 +202,8 @@ class Engine:
                 full.add(c.id)
         self._full = full
         self.dispatcher.backlog = bool(full)
+        if settle:
+            await self.dispatcher.settle()
         for c in campaigns:
             if c.state == CampaignState.STOPPING and await self.drain(c.id):
                 report.stopped.append(c.id)
