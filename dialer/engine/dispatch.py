@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -84,6 +84,28 @@ class Handed:
     carrier_id: str | None = None
     final: Final | None = None
     error: str | None = None  # why an abort or expiry happened (None: fenced)
+
+
+class _Slot:
+    """One of a channel's hand-off slots, held from before the fence check until the
+    channel has answered (`release`, idempotent), not while the result is written."""
+
+    def __init__(self, limit: asyncio.Semaphore) -> None:
+        self._limit = limit
+        self._held = False
+
+    async def __aenter__(self) -> _Slot:
+        await self._limit.acquire()
+        self._held = True
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._limit.release()
 
 
 @dataclass(slots=True)
@@ -209,11 +231,11 @@ class Dispatcher:
                     lease.open.discard(h.p.lead_id)
 
         async def one(p: Prepared) -> int:
-            async with self._slots[p.channel]:
+            async with _Slot(self._slots[p.channel]) as slot:
                 if not await self._still_held(p, lease):
                     lease.open.discard(p.lead_id)
                     return 0
-                sent, handed = await self._hand_one(p, spec)
+                sent, handed = await self._hand_one(p, spec, slot.release)
             if handed is None:  # a call: written inside its fence section
                 lease.open.discard(p.lead_id)
                 return sent
@@ -348,6 +370,8 @@ class Dispatcher:
         if not rows:
             return []
         schedule = spec.schedule.to_domain() if spec.schedule else None
+        at = datetime.fromtimestamp(now, UTC)
+        opens_in: dict[str | None, datetime | None] = {}  # by lead time zone, this round
         fresh: list[tuple[Lead, LeadStatus, Channel, int, str]] = []
         rows_out: list[dict[str, Any]] = []
         for lead, dnc in rows:
@@ -361,9 +385,9 @@ class Dispatcher:
                 continue
             channel = Channel(spec.sequence[lead.step].channel)
             if channel == Channel.VOICE:
-                opens = next_allowed(
-                    schedule, lead.timezone, datetime.fromtimestamp(now, UTC), voice=True
-                )
+                if lead.timezone not in opens_in:
+                    opens_in[lead.timezone] = next_allowed(schedule, lead.timezone, at, voice=True)
+                opens = opens_in[lead.timezone]
                 # A datetime keeps microseconds: `now` round-trips with up to 1 µs of error,
                 # which must not hold back a lead whose hours are open.
                 if opens is None or opens.timestamp() > now + 1e-3:
@@ -491,12 +515,16 @@ class Dispatcher:
                 self.in_hand.discard(p.attempt_id)
         return sent
 
-    async def _hand_one(self, p: Prepared, spec: CampaignSpec) -> tuple[int, Handed | None]:
+    async def _hand_one(
+        self, p: Prepared, spec: CampaignSpec, answered: Callable[[], None] | None = None
+    ) -> tuple[int, Handed | None]:
         """The hand-off itself: (1 when it went to the channel, what is left to write).
         The fence section covers the channel call and, for a call, the write of its
         carrier id: when a pause returns, every call it let through is `queued` in the
         database, where the pause finds it to cancel (docs/architecture.md §4). A result
-        left to write keeps its attempt `in_hand` until the caller has written it."""
+        left to write keeps its attempt `in_hand` until the caller has written it.
+        `answered` is called as soon as the channel has answered (the round's slot is
+        free for the next hand-off while the carrier id is written)."""
         self.in_hand.add(p.attempt_id)
         try:
             async with self.d.fence.section(p.campaign_id, p.version) as allowed:
@@ -504,6 +532,8 @@ class Dispatcher:
                     handed = await (
                         self._dial(p, spec) if p.channel == Channel.VOICE else self._send(p, spec)
                     )
+                    if answered is not None:
+                        answered()
                     if handed.kind is Kind.QUEUED:
                         await self._carrier_ids.put(handed)
                         self.in_hand.discard(p.attempt_id)

@@ -7,6 +7,7 @@ import contextlib
 import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event, select
 
@@ -202,3 +203,51 @@ async def test_a_pause_does_not_wait_for_transactions_that_reference_the_campaig
             result = await asyncio.wait_for(h.service.pause(cid, actor=ADMIN), timeout=30)
             await conn.rollback()
         assert result.changed and result.campaign.state == CampaignState.PAUSED
+
+
+async def test_a_slot_frees_when_the_carrier_answers_the_pause_still_waits_for_the_id(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A hand-off slot bounds the carrier requests in flight (two here), not the write of a
+    carrier id that follows inside the fence section: with those writes held, all six calls
+    are placed two at a time. A pause still waits for the writes, then reports all six
+    `queued` with their carrier ids (docs/architecture.md §6.5)."""
+    async with harness(db_url, tmp_path, profile=BUSY, voice_concurrency=2) as h:
+        cid = await agentless(h, 6)
+        calls = {"now": 0, "most": 0}
+        dial = h.voice.inner.dial
+
+        async def counted(request: object) -> str:
+            calls["now"] += 1
+            calls["most"] = max(calls["most"], calls["now"])
+            try:
+                for _ in range(3):
+                    await asyncio.sleep(0)  # the others get their turn meanwhile
+                return await dial(request)  # type: ignore[arg-type]
+            finally:
+                calls["now"] -= 1
+
+        h.voice.inner.dial = counted  # type: ignore[method-assign]
+        ids = h.rt.engine.dispatcher._carrier_ids
+        write, gate = ids._apply, asyncio.Event()
+
+        async def held(items: Any) -> Any:
+            await gate.wait()
+            return await write(items)
+
+        ids._apply = held  # type: ignore[method-assign]
+        tick = asyncio.create_task(h.tick())
+        await until(lambda: len(h.voice.dials) == 6, "six calls placed, no carrier id written")
+        assert calls["most"] == 2
+        pause = asyncio.create_task(h.service.pause(cid, actor=ADMIN))
+
+        async def paused() -> bool:
+            return (await h.service.get_campaign(cid)).state == CampaignState.PAUSED
+
+        await until(paused, "the pause is written and waits at the fence")
+        assert not pause.done(), "pause returned before the carrier ids were written"
+        gate.set()
+        result = await pause
+        await tick
+        assert {a.status for a in result.in_flight} == {"queued"}
+        assert len(result.in_flight) == 6 and all(a.carrier_id for a in result.in_flight)
