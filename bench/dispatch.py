@@ -11,6 +11,18 @@ id IN (SELECT ... LIMIT n) RETURNING ...), batch after batch, each in its own tr
 over N other leads until none is left; rows/s and the engine/raw ratio.
 
     .venv/bin/python bench/dispatch.py --leads 2000 --backends sqlite --channels email
+
+With `--workers 1,2,3` it dispatches across processes instead (PostgreSQL + Redis, issue 10):
+`dialer serve` (no engine of its own) and N `dialer worker` processes on a fresh database
+and a throwaway `redis-server` (tests/scaleout/rig.py), one Maildir as the mail server and
+the fake Twilio process as the carrier (time scale 1000: a call ends within milliseconds;
+its signed callbacks go to serve over HTTP). A campaign of `--leads` leads, one step, is
+started; attempts/s is the leads over the time until every one reached the mailbox (email)
+or the carrier (voice, one try each: a campaign's pacing allows at most 100 calls/s, so
+voice here shows that the workers keep up with it). The raw claim then runs on the same
+database; RSS is each worker's peak (VmHWM). Email only unless `--channels` says otherwise.
+
+    .venv/bin/python bench/dispatch.py --workers 1,2,3 --leads 20000
 """
 
 from __future__ import annotations
@@ -45,9 +57,12 @@ from dialer.clock import FakeClock
 from dialer.engine.control import campaign_clock
 from dialer.runtime import Runtime
 from dialer.store import leads as lead_store
+from tests.faults.rig import wait_for
+from tests.scaleout.rig import Cluster, ClusterSpec
 
 CHANNELS = ("voice", "email")
 STALL_TICKS = 50  # ticks in a row that dispatch nothing: something is wrong, stop
+WAIT_SECONDS = 600.0  # for every lead to go out across processes: longer means stuck
 
 
 async def engine_loop(rt: Runtime, clock: FakeClock, campaign_id: str, n: int) -> dict[str, Any]:
@@ -135,17 +150,119 @@ async def measure(backend: str, channel: str, args: argparse.Namespace) -> dict[
     }
 
 
+def peak_rss_mb(pid: int) -> float:
+    """A live process's peak resident set (VmHWM), MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def across_workers(db_url: str, workers: int, channel: str, args: argparse.Namespace) -> dict:
+    """serve + `workers` worker processes dispatch one campaign: attempts/s and peak RSS."""
+    with tempfile.TemporaryDirectory(prefix="dialer-bench-workers-", dir=memory_dir()) as tmp:
+        spec = ClusterSpec(
+            db_url,
+            Path(tmp),
+            workers=workers,
+            seed=7,
+            lease_seconds=10.0,
+            tick_seconds=0.05,
+            email_batch=args.batch,
+            twilio_time_scale=1000.0,
+            account_cps=args.cps,
+            fake_cps=args.cps * 4,
+            extra_env={"DIALER_SERVE_ENGINE": "false"},
+        )
+        with Cluster(spec) as cl:
+            if channel == "email":
+                cid = cl.email_campaign(args.leads, steps=1, start=False)
+                count = cl.mailbox.count
+            else:
+                cid = cl.voice_campaign(
+                    args.leads, max_attempts=1, capacity=args.lines, start=False
+                )
+                count = cl.calls_count
+            t0 = time.monotonic()
+            cl.start(cid)
+            wait_for(lambda: count() >= args.leads, WAIT_SECONDS, "every lead dispatched", 0.02)
+            wall = time.monotonic() - t0
+            rss = [peak_rss_mb(w.process.pid) for w in cl.workers if w.process is not None]
+            sent = count()
+    return {"seconds": wall, "per_s": args.leads / wall, "rss_mb": max(rss), "sent": sent}
+
+
+async def measure_workers(workers: int, channel: str, args: argparse.Namespace) -> dict:
+    async with database("postgres", args.postgres_url) as url:
+        run = await asyncio.to_thread(across_workers, url, workers, channel, args)
+        clock = FakeClock(MONDAY_10_NY)
+        async with open_dialer(url, clock=clock) as rt:
+            make = voice_campaign if channel == "voice" else email_campaign
+            raw = await rt.service.create_campaign(make(name="raw claim"), actor=ADMIN)
+            await bulk_leads(rt.db, raw.id, args.leads, clock.now())
+            claim = await raw_claim(rt, raw.id, args.batch, check_dnc=channel == "voice")
+    return {
+        "backend": "postgres",
+        "workers": workers,
+        "channel": channel,
+        "leads": args.leads,
+        "engine_per_s": run["per_s"],
+        "engine_s": run["seconds"],
+        "raw_per_s": claim["per_s"],
+        "ratio": run["per_s"] / claim["per_s"],
+        "channel_count": run["sent"],
+        "rss_mb": run["rss_mb"],
+    }
+
+
+async def main_workers(args: argparse.Namespace, channels: list[str]) -> None:
+    results: list[dict[str, Any]] = []
+    for n in [int(w) for w in args.workers.split(",") if w.strip()]:
+        for channel in channels:
+            r = await measure_workers(n, channel, args)
+            results.append(r)
+            print(f"{n} worker(s) {channel}: {r['engine_per_s']:,.0f}/s", flush=True)
+    print()
+    print(f"dispatch of {args.leads:,} leads across processes (serve + N workers, PostgreSQL)")
+    print_table(
+        ["workers", "channel", "att/s", "s", "raw claim rows/s", "engine/raw", "peak RSS MB"],
+        [
+            [
+                r["workers"],
+                r["channel"],
+                r["engine_per_s"],
+                r["engine_s"],
+                r["raw_per_s"],
+                f"{r['ratio']:.3f}",
+                r["rss_mb"],
+            ]
+            for r in results
+        ],
+    )
+    emit_json("dispatch", leads=args.leads, batch=args.batch, workers=True, results=results)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=20_000, help="leads to dispatch (N)")
-    parser.add_argument("--channels", default="voice,email", help="comma list of voice, email")
+    parser.add_argument(
+        "--channels", help="comma list of voice, email (default: both; email with --workers)"
+    )
     parser.add_argument("--batch", type=int, default=100, help="email batch and raw claim size")
     parser.add_argument("--answer-rate", type=float, default=0.3, help="simulated human answers")
     add_backend_args(parser)
+    group = parser.add_argument_group("across processes (--workers)")
+    group.add_argument("--workers", help="comma list of worker counts, e.g. 1,2,3")
+    group.add_argument("--cps", type=float, default=100.0, help="calls per second (max 100)")
+    group.add_argument("--lines", type=int, default=200, help="agentless lines (voice)")
     args = parser.parse_args()
-    channels = [c.strip() for c in args.channels.split(",") if c.strip()]
+    default = "email" if args.workers else "voice,email"
+    channels = [c.strip() for c in (args.channels or default).split(",") if c.strip()]
     if set(channels) - set(CHANNELS):
         raise SystemExit(f"--channels: use {', '.join(CHANNELS)}")
+    if args.workers:
+        await main_workers(args, channels)
+        return
     results: list[dict[str, Any]] = []
     for backend in backends(args.backends):
         for channel in channels:
