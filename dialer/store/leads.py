@@ -19,6 +19,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -26,6 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from dialer.domain.states import LEAD_DISPATCHABLE, CampaignState, LeadStatus
 from dialer.store.db import padded
 from dialer.store.models import Campaign, DoNotCall, Lead
+
+# LEAD_DISPATCHABLE in the order of models.OPEN_PREDICATE (the claim index's condition).
+OPEN_STATUSES = (LeadStatus.PENDING, LeadStatus.IN_PROGRESS)
 
 CLAIM_COLUMNS = (
     Lead.id,
@@ -113,13 +117,22 @@ def claimable(
     """A lead the claim may take now: open, due in the campaign's clock, at one of these
     steps, no live attempt, no live lease, not held back (`not_before`)."""
     return and_(
+        open_lead(campaign_id, due_before, now),
+        Lead.step.in_(list(steps)) if len(steps) != 1 else Lead.step == steps[0],
+    )
+
+
+def open_lead(campaign_id: str, due_before: float, now: float) -> ColumnElement[bool]:
+    """`claimable` but for the step. Status values are literals, as in the partial index
+    `ix_leads_open_due` (models.OPEN_PREDICATE): a bound parameter would keep PostgreSQL
+    from proving that the index applies."""
+    return and_(
         Lead.campaign_id == campaign_id,
-        Lead.status.in_((LeadStatus.PENDING, LeadStatus.IN_PROGRESS)),
+        Lead.status.in_([literal_column(f"'{s.value}'") for s in OPEN_STATUSES]),
         Lead.due <= due_before,
         Lead.active_attempt_id.is_(None),
         or_(Lead.lease_until.is_(None), Lead.lease_until < now),
         or_(Lead.not_before.is_(None), Lead.not_before <= now),
-        Lead.step.in_(list(steps)),
     )
 
 
@@ -153,25 +166,37 @@ async def is_previewable(
 
 
 def _claim_update(req: ClaimRequest, dialect: str, skip_locked: bool | None) -> Update:
+    """The claim: the first `limit` claimable leads in due order, read through the partial
+    index `ix_leads_open_due` (campaign, step, due, id) one step at a time, so a claim reads
+    about the rows it takes, not every open lead of the campaign (docs/architecture.md §6.5).
+    Several steps of one channel are one ordered scan each, merged."""
     fence = exists().where(
         Campaign.id == req.campaign_id,
         Campaign.state == CampaignState.RUNNING,
         Campaign.version == req.version,
     )
-    candidates = (
-        select(Lead.id)
-        .where(claimable(req.campaign_id, req.steps, req.due_before, req.now), fence)
-        .order_by(Lead.due, Lead.id)
-        .limit(req.limit)
-    )
-    if req.lead_id is not None:
-        candidates = candidates.where(Lead.id == req.lead_id)
     if skip_locked is None:
         # PostgreSQL skips rows another worker has locked; SQLite has no row locks (its
         # write transactions begin IMMEDIATE, store/db.py).
         skip_locked = dialect != "sqlite"
-    if skip_locked:
-        candidates = candidates.with_for_update(skip_locked=True)
+
+    def at(step: int) -> Any:  # a Select of (id, due); its generic form differs by version
+        q = (
+            select(Lead.id, Lead.due)
+            .where(open_lead(req.campaign_id, req.due_before, req.now), Lead.step == step, fence)
+            .order_by(Lead.due, Lead.id)
+            .limit(req.limit)
+        )
+        if req.lead_id is not None:
+            q = q.where(Lead.id == req.lead_id)
+        return q.with_for_update(skip_locked=True) if skip_locked else q
+
+    steps = sorted(set(req.steps))
+    if len(steps) == 1:
+        candidates = select(at(steps[0]).subquery().c.id)
+    else:
+        merged = union_all(*(select(at(s).subquery()) for s in steps)).subquery()
+        candidates = select(merged.c.id).order_by(merged.c.due, merged.c.id).limit(req.limit)
     return (
         update(Lead)
         .where(Lead.id.in_(candidates.scalar_subquery()))

@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -62,10 +63,26 @@ class Campaign(Base):
     updated_at: Mapped[float] = mapped_column(Float)
 
 
+# Must read as the claim's own condition (store/leads.claimable, literal values) for the
+# planner to prove the partial index applies.
+OPEN_PREDICATE = "status IN ('pending', 'in_progress') AND active_attempt_id IS NULL"
+
+
 class Lead(Base):
     __tablename__ = "leads"
     __table_args__ = (
         Index("ix_leads_claim", "campaign_id", "status", "due"),
+        # The claim's own index (store/leads.claim): leads it may take, by step, in due order.
+        # Leads done or with a live attempt drop out, so a claim reads about what it takes.
+        Index(
+            "ix_leads_open_due",
+            "campaign_id",
+            "step",
+            "due",
+            "id",
+            postgresql_where=text(OPEN_PREDICATE),
+            sqlite_where=text(OPEN_PREDICATE),
+        ),
         Index("ix_leads_company", "campaign_id", "company"),
         Index("ix_leads_paused_until", "status", "paused_until"),
     )
