@@ -175,7 +175,7 @@ def measure_processes(db_url: str, workers: int, args: argparse.Namespace) -> di
         )
         with Cluster(spec) as cl:
             voice = cl.voice_campaign(args.leads, capacity=args.lines, start=False)
-            email = cl.email_campaign(args.leads, steps=3, start=False)
+            email = cl.email_campaign(args.leads, steps=5, start=False)
             cl.start(voice)
             cl.start(email)
 
@@ -291,7 +291,7 @@ async def main() -> None:
         if args.cycles == parser.get_default("cycles"):
             args.cycles = 50
         if args.leads == parser.get_default("leads"):
-            args.leads = 5000
+            args.leads = 10_000  # the rig's most: 5 email steps each, enough for 3 workers
         await main_processes(args)
         return
     results = []
