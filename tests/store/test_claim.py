@@ -189,7 +189,7 @@ async def test_steps_select_leads(db: Database) -> None:
 
 async def test_several_steps_are_merged_in_due_order_up_to_the_limit(db: Database) -> None:
     """Each step is read in due order on its own (the claim index is by step); the merge
-    takes the earliest across them, ties to the oldest lead."""
+    takes the earliest across them, ties to the oldest lead, whatever the steps' order."""
     ids = await add(
         db,
         lead(1, step=0, due=300.0),
@@ -198,15 +198,13 @@ async def test_several_steps_are_merged_in_due_order_up_to_the_limit(db: Databas
         lead(4, step=1, due=200.0),
         lead(5, step=2, due=50.0),  # a step not asked for
         lead(6, step=1, due=400.0),
+        lead(7, step=0, due=150.0),  # stored after later ones of its step
     )
-    rows = await claim(db, request(steps=(1, 0), limit=4))
-    assert [(r.due, r.id) for r in rows] == [
-        (100.0, ids[1]),
-        (200.0, ids[2]),
-        (200.0, ids[3]),
-        (300.0, ids[0]),
-    ]
-    assert await claimed_ids(db, request(steps=(0, 1), worker_id="w2")) == [ids[5]]
+    rows = await claim(db, request(steps=(0, 1), limit=2))
+    assert [(r.due, r.id) for r in rows] == [(100.0, ids[1]), (150.0, ids[6])]
+    rows = await claim(db, request(steps=(1, 0), limit=2, worker_id="w2"))
+    assert [(r.due, r.id) for r in rows] == [(200.0, ids[2]), (200.0, ids[3])]
+    assert await claimed_ids(db, request(steps=(0, 1), worker_id="w3")) == [ids[0], ids[5]]
 
 
 async def test_on_postgresql_a_claim_reads_the_open_leads_index_without_a_sort(
