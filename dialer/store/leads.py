@@ -118,7 +118,7 @@ def claimable(
     steps, no live attempt, no live lease, not held back (`not_before`)."""
     return and_(
         open_lead(campaign_id, due_before, now),
-        Lead.step.in_(list(steps)) if len(steps) != 1 else Lead.step == steps[0],
+        Lead.step.in_(list(steps)),
     )
 
 
